@@ -1,0 +1,147 @@
+import { ErrorCode, type RejectCode } from './protocol/constants.js';
+
+/**
+ * The one table of exit statuses. Commands never pick a number inline: they throw one of the
+ * errors below, and the shared catch maps its `code` here. Based on sysexits.h.
+ */
+export const ExitCode = {
+  Ok: 0,
+  Internal: 1,
+  Usage: 64,
+  Partial: 3,
+  Rejected: 65,
+  NoInput: 66,
+  LocalIo: 74,
+  Unconfirmed: 75,
+  Protocol: 76,
+  Interrupted: 130,
+  Terminated: 143,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** What each exit status means, for README and `--help`. */
+export const EXIT_CODE_HELP: ReadonlyArray<readonly [ExitCode, string]> = [
+  [ExitCode.Ok, 'every item was confirmed: checked, durable, under its final name'],
+  [ExitCode.Internal, 'internal error (a bug: please report it)'],
+  [ExitCode.Usage, 'usage error: bad flags or arguments'],
+  [ExitCode.Partial, 'some items were confirmed and others were not'],
+  [ExitCode.Rejected, 'the receiver rejected an item (bad name, exists, too large, no space)'],
+  [ExitCode.NoInput, 'a local input is missing or unreadable'],
+  [ExitCode.LocalIo, 'local I/O error (cannot write the output directory, spool, or stdout)'],
+  [ExitCode.Unconfirmed, 'not confirmed after all retries (unreachable, timed out); re-running resumes'],
+  [ExitCode.Protocol, 'the peer does not speak ackship, speaks another version, or broke the protocol'],
+  [ExitCode.Interrupted, 'interrupted by SIGINT (Ctrl-C)'],
+  [ExitCode.Terminated, 'terminated by SIGTERM'],
+];
+
+/** Base of every error ackship reports on purpose; `code` is stable, messages are not. */
+export class AckshipError extends Error {
+  readonly code: string = 'ACK_ERR';
+  readonly exitCode: ExitCode = ExitCode.Internal;
+  override name = 'AckshipError';
+}
+
+/** Flags or arguments that cannot work together. */
+export class UsageError extends AckshipError {
+  override readonly code = 'ACK_ERR_USAGE';
+  override readonly exitCode = ExitCode.Usage;
+  override name = 'UsageError';
+}
+
+/** A local file to send is missing or unreadable. */
+export class InputError extends AckshipError {
+  override readonly code = 'ACK_ERR_INPUT';
+  override readonly exitCode = ExitCode.NoInput;
+  override name = 'InputError';
+}
+
+/** A local write failed: the output directory, the spool, stdout. */
+export class LocalIoError extends AckshipError {
+  override readonly code = 'ACK_ERR_IO';
+  override readonly exitCode = ExitCode.LocalIo;
+  override name = 'LocalIoError';
+}
+
+/** The receiver refused an item for good (PROTOCOL.md §4.3). */
+export class RejectedError extends AckshipError {
+  override readonly code = 'ACK_ERR_REJECTED';
+  override readonly exitCode = ExitCode.Rejected;
+  override name = 'RejectedError';
+  constructor(
+    message: string,
+    readonly rejectCode: RejectCode | number,
+  ) {
+    super(message);
+  }
+}
+
+/** An item was not confirmed after every retry; its partial stays on the receiver for resume. */
+export class UnconfirmedError extends AckshipError {
+  override readonly code = 'ACK_ERR_UNCONFIRMED';
+  override readonly exitCode = ExitCode.Unconfirmed;
+  override name = 'UnconfirmedError';
+}
+
+/** The peer broke the wire format or the session rules; `wireCode` is what goes in ERROR (§4.7). */
+export class ProtocolError extends AckshipError {
+  override readonly code: string = 'ACK_ERR_PROTOCOL';
+  override readonly exitCode = ExitCode.Protocol;
+  override name = 'ProtocolError';
+  constructor(
+    message: string,
+    readonly wireCode: ErrorCode = ErrorCode.Malformed,
+  ) {
+    super(message);
+  }
+}
+
+/** The peer is not ackship at all, or speaks no version we speak (§2). */
+export class HandshakeError extends ProtocolError {
+  override readonly code = 'ACK_ERR_HANDSHAKE';
+  override name = 'HandshakeError';
+  constructor(message: string) {
+    super(message, ErrorCode.Version);
+  }
+}
+
+/** The peer ended the session with an ERROR frame (§4.7). */
+export class PeerError extends AckshipError {
+  override readonly code = 'ACK_ERR_PEER';
+  override name = 'PeerError';
+  /** A receiver that is shutting down or timed us out may serve a retry; one that saw a violation won't. */
+  readonly retryable: boolean;
+  override readonly exitCode: ExitCode;
+  constructor(
+    message: string,
+    readonly wireCode: number,
+  ) {
+    super(message);
+    this.retryable = wireCode === ErrorCode.ShuttingDown || wireCode === ErrorCode.Timeout;
+    this.exitCode = this.retryable ? ExitCode.Unconfirmed : ExitCode.Protocol;
+  }
+}
+
+/** The connection broke or went silent; the attempt may be retried. */
+export class TransientError extends AckshipError {
+  override readonly code = 'ACK_ERR_TRANSIENT';
+  override readonly exitCode = ExitCode.Unconfirmed;
+  override name = 'TransientError';
+}
+
+/** The user or the system asked us to stop. */
+export class InterruptedError extends AckshipError {
+  override readonly code = 'ACK_ERR_INTERRUPTED';
+  override name = 'InterruptedError';
+  override readonly exitCode: ExitCode;
+  constructor(readonly signal: 'SIGINT' | 'SIGTERM') {
+    super(`interrupted by ${signal}`);
+    this.exitCode = signal === 'SIGINT' ? ExitCode.Interrupted : ExitCode.Terminated;
+  }
+}
+
+/** Some items of a run were confirmed and others were not. */
+export class PartialError extends AckshipError {
+  override readonly code = 'ACK_ERR_PARTIAL';
+  override readonly exitCode = ExitCode.Partial;
+  override name = 'PartialError';
+}

@@ -1,0 +1,40 @@
+// xxHash64 through xxhash-wasm, loaded once. Always hashed chunk by chunk: one-shot hashing
+// of a large buffer is several times slower than streaming it.
+import type { FileHandle } from 'node:fs/promises';
+import xxhash from 'xxhash-wasm';
+
+export interface Hasher {
+  update(input: Uint8Array): Hasher;
+  digest(): bigint;
+}
+
+let api: Awaited<ReturnType<typeof xxhash>> | undefined;
+
+/** Loads the WebAssembly module; call once before `createHasher`. */
+export async function loadHasher(): Promise<void> {
+  api ??= await xxhash();
+}
+
+/** A streaming xxHash64 (seed 0). `digest()` may be taken mid-stream and updating continued. */
+export function createHasher(): Hasher {
+  if (api === undefined) throw new Error('loadHasher() was not awaited');
+  return api.create64();
+}
+
+const READ_CHUNK = 1024 * 1024;
+
+/** Feeds bytes [0, length) of an open file into `hasher`. */
+export async function hashFilePrefix(file: FileHandle, length: number, hasher: Hasher): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(length, 1)));
+  let at = 0;
+  while (at < length) {
+    const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, length - at), at);
+    if (bytesRead === 0) throw new Error(`file ended at ${at} of ${length} bytes`);
+    hasher.update(buf.subarray(0, bytesRead));
+    at += bytesRead;
+  }
+}
+
+export function hashHex(hash: bigint): string {
+  return hash.toString(16).padStart(16, '0');
+}

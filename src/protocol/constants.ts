@@ -1,0 +1,96 @@
+// Wire constants of the ackship protocol. Section numbers (§) refer to PROTOCOL.md.
+
+/** §2: every connection opens with this magic, ASCII "ACKS". */
+export const MAGIC = Buffer.from('ACKS', 'latin1');
+export const HELLO_LEN = 8;
+/** The protocol versions this implementation speaks (§2). */
+export const MIN_VERSION = 1;
+export const MAX_VERSION = 1;
+
+/** §2: which end of the connection a hello comes from. */
+export const Role = {
+  Sender: 0x53, // 'S'
+  Receiver: 0x52, // 'R'
+} as const;
+export type Role = (typeof Role)[keyof typeof Role];
+
+/** §3: kind byte (1) + body length (u32). */
+export const FRAME_HEADER_LEN = 5;
+
+/** §4: the type byte of each frame. */
+export const Kind = {
+  Offer: 0x01, // S→R: an item: slot, id, size, mode, mtime, name
+  Accept: 0x02, // R→S: go ahead; the durable offset and the hash of that prefix
+  Reject: 0x03, // R→S: the item is refused, with a code and a reason
+  Data: 0x04, // S→R: a chunk of payload at an offset
+  End: 0x05, // S→R: all payload sent; the xxHash64 of all of it
+  Confirm: 0x06, // R→S: verified, durable, placed; echoes id, size, hash
+  Error: 0x07, // either way: the session is over, with a code and a message
+} as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+export const TRANSFER_ID_LEN = 16;
+/** §4.4: the most payload one DATA frame may carry. */
+export const MAX_CHUNK_LEN = 1024 * 1024;
+/** §4.1: the longest name, in UTF-8 bytes. */
+export const MAX_NAME_LEN = 4096;
+/** §3: the most text a REJECT reason or an ERROR message may carry. */
+export const MAX_TEXT_LEN = 4096;
+
+export const OFFER_FIXED_LEN = 4 + TRANSFER_ID_LEN + 8 + 1 + 4 + 8;
+export const ACCEPT_LEN = 4 + 8 + 8;
+export const REJECT_FIXED_LEN = 4 + 2;
+export const DATA_FIXED_LEN = 4 + 8;
+export const END_LEN = 4 + 8;
+export const CONFIRM_LEN = 4 + TRANSFER_ID_LEN + 8 + 8;
+export const ERROR_FIXED_LEN = 2;
+
+/**
+ * §3: the largest body each kind may declare. A parser refuses a larger declared length as
+ * soon as it reads the header, before it buffers a byte of the body.
+ */
+export const MAX_BODY_LEN: Readonly<Record<Kind, number>> = {
+  [Kind.Offer]: OFFER_FIXED_LEN + MAX_NAME_LEN,
+  [Kind.Accept]: ACCEPT_LEN,
+  [Kind.Reject]: REJECT_FIXED_LEN + MAX_TEXT_LEN,
+  [Kind.Data]: DATA_FIXED_LEN + MAX_CHUNK_LEN,
+  [Kind.End]: END_LEN,
+  [Kind.Confirm]: CONFIRM_LEN,
+  [Kind.Error]: ERROR_FIXED_LEN + MAX_TEXT_LEN,
+};
+
+/** §4.1: OFFER flag bits. */
+export const OfferFlag = {
+  HasMode: 0x01,
+  HasMtime: 0x02,
+} as const;
+
+/** §4.3: why a receiver refuses an item. `retryable` codes may succeed on a later attempt. */
+export const RejectCode = {
+  BadName: 1,
+  Exists: 2,
+  TooLarge: 3,
+  NoSpace: 4,
+  Checksum: 5,
+  ReceiverIo: 6,
+} as const;
+export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
+
+const RETRYABLE_REJECTS: ReadonlySet<number> = new Set([RejectCode.Checksum, RejectCode.ReceiverIo]);
+
+/** §4.3: whether a sender should try the item again after this reject code. */
+export function isRetryableReject(code: number): boolean {
+  return RETRYABLE_REJECTS.has(code);
+}
+
+/** §4.7: why a session ends with an ERROR frame. */
+export const ErrorCode = {
+  Malformed: 1,
+  Unexpected: 2,
+  FrameTooLarge: 3,
+  Version: 4,
+  Timeout: 5,
+  ShuttingDown: 6,
+  Internal: 7,
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

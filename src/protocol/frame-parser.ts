@@ -1,0 +1,130 @@
+// Streaming parser: bytes in, hello and frames out (PROTOCOL.md §2–§3). No I/O: a driver
+// pushes socket chunks into it. "Need more bytes" is not an error; a violation throws a
+// ProtocolError and the parser stays failed.
+import { HandshakeError, ProtocolError } from '../errors.js';
+import { decodeBody, decodeHello, type Frame, type Hello } from './codec.js';
+import { ErrorCode, FRAME_HEADER_LEN, HELLO_LEN, MAGIC, MAX_BODY_LEN } from './constants.js';
+
+export type Incoming = { kind: 'hello'; hello: Hello } | Frame;
+
+const State = {
+  Hello: 0, // waiting for the peer's 8-byte hello
+  Header: 1, // waiting for a frame's kind and length
+  Body: 2, // waiting for `bodyLen` bytes of body
+  Failed: 3,
+} as const;
+type State = (typeof State)[keyof typeof State];
+
+/** Describes bytes for an error message without printing them raw (they may be a terminal escape). */
+function describeBytes(bytes: Buffer): string {
+  return JSON.stringify(bytes.toString('latin1')).replace(/[^\x20-\x7e]/g, '?');
+}
+
+export class FrameParser {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #state: State = State.Hello;
+  #kind = 0;
+  #bodyLen = 0;
+
+  /** Bytes received but not yet parsed into a message. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** Feeds bytes; returns every message they complete, in order. */
+  push(chunk: Buffer): Incoming[] {
+    if (this.#state === State.Failed) throw new ProtocolError('parser already failed');
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+    }
+    const out: Incoming[] = [];
+    try {
+      for (;;) {
+        const message = this.#step();
+        if (message === undefined) break;
+        if (message !== null) out.push(message);
+      }
+    } catch (err) {
+      this.#state = State.Failed;
+      throw err;
+    }
+    return out;
+  }
+
+  /** One step of the loop: a message, null for progress without a message, undefined to wait. */
+  #step(): Incoming | null | undefined {
+    switch (this.#state) {
+      case State.Hello: {
+        // Fail on the first byte that is not the magic, so a peer that speaks something else
+        // gets an answer at once instead of after a timeout.
+        const seen = this.#peek(Math.min(this.#buffered, MAGIC.length));
+        if (!seen.equals(MAGIC.subarray(0, seen.length))) {
+          throw new HandshakeError(`peer does not speak ackship (it sent ${describeBytes(seen)})`);
+        }
+        if (this.#buffered < HELLO_LEN) return undefined;
+        const hello = decodeHello(this.#consume(HELLO_LEN)) as Hello;
+        this.#state = State.Header;
+        return { kind: 'hello', hello };
+      }
+      case State.Header: {
+        if (this.#buffered < FRAME_HEADER_LEN) return undefined;
+        const head = this.#consume(FRAME_HEADER_LEN);
+        this.#kind = head.readUInt8(0);
+        this.#bodyLen = head.readUInt32BE(1);
+        const cap = MAX_BODY_LEN[this.#kind as keyof typeof MAX_BODY_LEN];
+        if (cap === undefined) {
+          throw new ProtocolError(`unknown frame kind 0x${this.#kind.toString(16).padStart(2, '0')}`);
+        }
+        if (this.#bodyLen > cap) {
+          throw new ProtocolError(
+            `frame kind 0x${this.#kind.toString(16).padStart(2, '0')} declares ${this.#bodyLen} bytes, limit ${cap}`,
+            ErrorCode.FrameTooLarge,
+          );
+        }
+        this.#state = State.Body;
+        return null;
+      }
+      case State.Body: {
+        if (this.#buffered < this.#bodyLen) return undefined;
+        const frame = decodeBody(this.#kind, this.#consume(this.#bodyLen));
+        this.#state = State.Header;
+        return frame;
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  #peek(n: number): Buffer {
+    const head = this.#chunks[0];
+    if (head !== undefined && head.length >= n) return head.subarray(0, n);
+    return Buffer.concat(this.#chunks, this.#buffered).subarray(0, n);
+  }
+
+  /** Takes n bytes off the front: a view when one chunk holds them, one copy when they span chunks. */
+  #consume(n: number): Buffer {
+    this.#buffered -= n;
+    const head = this.#chunks[0];
+    if (head !== undefined && head.length === n) {
+      this.#chunks.shift();
+      return head;
+    }
+    if (head !== undefined && head.length > n) {
+      this.#chunks[0] = head.subarray(n);
+      return head.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const chunk = this.#chunks[0] as Buffer;
+      const take = Math.min(chunk.length, n - at);
+      chunk.copy(out, at, 0, take);
+      at += take;
+      if (take === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(take);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,140 @@
+// Where a verified item ends up: under its name inside DIR, or on stdout. Both check the
+// target before any data is accepted and make the item visible only once it is whole.
+import { createReadStream } from 'node:fs';
+import { link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RejectCode } from '../protocol/constants.js';
+import type { ValidOffer } from '../protocol/receiver-machine.js';
+
+export class PlacementRefused extends Error {
+  constructor(
+    readonly rejectCode: RejectCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Placement {
+  /** Refuses, before any data flows, an item that could never be placed. */
+  check(offer: Pick<ValidOffer, 'name' | 'parts'>): Promise<void>;
+  /** Makes a verified, fsynced part visible; idempotent, so a crash between steps can be finished later. */
+  place(partPath: string, offer: Pick<ValidOffer, 'name' | 'parts'>): Promise<void>;
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException).code;
+}
+
+async function fsyncDir(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+/** Items land under DIR: parents created, no symlink followed, no file replaced unless asked. */
+export class DirectoryPlacement implements Placement {
+  readonly #root: string;
+  readonly #overwrite: boolean;
+
+  constructor(root: string, overwrite: boolean) {
+    this.#root = root;
+    this.#overwrite = overwrite;
+  }
+
+  async check(offer: Pick<ValidOffer, 'name' | 'parts'>): Promise<void> {
+    await this.#parentDirs(offer.parts, false);
+    const target = await lstat(join(this.#root, ...offer.parts)).catch(() => undefined);
+    if (target?.isDirectory()) throw new PlacementRefused(RejectCode.BadName, `${offer.name} is a directory`);
+    if (target && !this.#overwrite) {
+      throw new PlacementRefused(
+        RejectCode.Exists,
+        `${offer.name} exists (the receiver runs without --overwrite)`,
+      );
+    }
+  }
+
+  async place(partPath: string, offer: Pick<ValidOffer, 'name' | 'parts'>): Promise<void> {
+    const parent = await this.#parentDirs(offer.parts, true);
+    const target = join(this.#root, ...offer.parts);
+    if (this.#overwrite) {
+      await rename(partPath, target).catch((err) => {
+        if (errno(err) !== 'ENOENT') throw err; // already renamed by an earlier run
+      });
+    } else {
+      // link + unlink never replaces a file that appeared meanwhile, as rename would.
+      await link(partPath, target).catch(async (err) => {
+        if (errno(err) === 'ENOENT') return; // already placed
+        if (errno(err) !== 'EEXIST') throw err;
+        const [a, b] = await Promise.all([stat(partPath), stat(target)]);
+        if (a.ino !== b.ino || a.dev !== b.dev) {
+          throw new PlacementRefused(
+            RejectCode.Exists,
+            `${offer.name} exists (the receiver runs without --overwrite)`,
+          );
+        }
+      });
+      await unlink(partPath).catch((err) => {
+        if (errno(err) !== 'ENOENT') throw err;
+      });
+    }
+    await fsyncDir(parent);
+  }
+
+  /**
+   * Walks the name's parent components inside DIR, refusing any that is a symlink or not a
+   * directory, so nothing is ever written outside DIR. With `create`, makes missing ones
+   * (and fsyncs each new one's parent so the new entry survives a crash).
+   */
+  async #parentDirs(parts: string[], create: boolean): Promise<string> {
+    let dir = this.#root;
+    for (const part of parts.slice(0, -1)) {
+      const next = join(dir, part);
+      const st = await lstat(next).catch(() => undefined);
+      if (st === undefined) {
+        if (!create) return dir; // created at placement time
+        await mkdir(next, { mode: 0o755 }).catch((err) => {
+          if (errno(err) !== 'EEXIST') throw err;
+        });
+        await fsyncDir(dir);
+        const made = await lstat(next);
+        if (!made.isDirectory()) throw new PlacementRefused(RejectCode.BadName, `${part} is not a directory`);
+      } else if (st.isSymbolicLink()) {
+        throw new PlacementRefused(RejectCode.BadName, `name goes through a symlink (${part})`);
+      } else if (!st.isDirectory()) {
+        throw new PlacementRefused(
+          RejectCode.BadName,
+          `name goes through a file that is not a directory (${part})`,
+        );
+      }
+      dir = next;
+    }
+    return dir;
+  }
+}
+
+/** `--out -`: the one verified item is copied to stdout, and confirmed once stdout took it all. */
+export class StdoutPlacement implements Placement {
+  readonly #out: Writable;
+  #used = false;
+
+  constructor(out: Writable) {
+    this.#out = out;
+  }
+
+  async check(): Promise<void> {
+    if (this.#used)
+      throw new PlacementRefused(RejectCode.Exists, 'the receiver writes one item to stdout and has it');
+  }
+
+  async place(partPath: string): Promise<void> {
+    this.#used = true;
+    await pipeline(createReadStream(partPath, { highWaterMark: 1024 * 1024 }), this.#out, { end: false });
+    await unlink(partPath);
+  }
+}

@@ -1,0 +1,216 @@
+// The receiver's durable state inside DIR/.ackship (PROTOCOL.md §7): partial files named by
+// transfer id, kept for resume, and the journal of confirmed ids.
+
+import type { FileHandle } from 'node:fs/promises';
+import { mkdir, open, statfs, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
+import { RejectCode } from '../protocol/constants.js';
+import { STATE_DIR_NAME } from '../protocol/names.js';
+import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
+import { ConfirmedJournal, type ConfirmedRecord } from './journal.js';
+import { type Placement, PlacementRefused } from './placement.js';
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** An accepted item's partial file, written at increasing offsets and hashed as it grows. */
+export class PartWriter {
+  readonly #store: ReceiveStore;
+  readonly #offer: ValidOffer;
+  readonly #path: string;
+  readonly #file: FileHandle;
+  #hasher: Hasher;
+  #closed: Promise<void> | undefined;
+  /** Called when another connection takes this transfer id over. */
+  onTakeover: () => void = () => {};
+
+  constructor(store: ReceiveStore, offer: ValidOffer, path: string, file: FileHandle, hasher: Hasher) {
+    this.#store = store;
+    this.#offer = offer;
+    this.#path = path;
+    this.#file = file;
+    this.#hasher = hasher;
+  }
+
+  async write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
+    if (truncate) {
+      // The sender found our prefix differs from its bytes: start over.
+      await this.#file.truncate(0);
+      this.#hasher = createHasher();
+    }
+    let at = 0;
+    while (at < payload.length) {
+      const { bytesWritten } = await this.#file.write(payload, at, payload.length - at, offset + at);
+      at += bytesWritten;
+    }
+    this.#hasher.update(payload);
+  }
+
+  /** §7: verify, fsync, journal, place, and only then report the item confirmed. */
+  async commit(expected: bigint): Promise<CommitOutcome> {
+    const hash = this.#hasher.digest();
+    if (hash !== expected) {
+      await this.#release(false);
+      await unlink(this.#path).catch(() => {});
+      return {
+        type: 'reject',
+        code: RejectCode.Checksum,
+        reason: `checksum mismatch: received xxh64 ${hashHex(hash)}, sender declared ${hashHex(expected)}`,
+      };
+    }
+    try {
+      await this.#store.placement.check(this.#offer);
+      const { mode, mtimeMs } = this.#offer;
+      if (mode !== undefined) await this.#file.chmod(mode & 0o777);
+      if (mtimeMs !== undefined) await this.#file.utimes(new Date(), new Date(mtimeMs));
+      await this.#file.sync();
+      await this.#release(false);
+      const record: ConfirmedRecord = {
+        id: this.#offer.id.toString('hex'),
+        size: this.#offer.size,
+        hash: hashHex(hash),
+        name: this.#offer.name,
+      };
+      await this.#store.journal.append(record);
+      await this.#store.placement.place(this.#path, this.#offer);
+      return { type: 'confirmed', hash };
+    } catch (err) {
+      await this.#release(false);
+      if (err instanceof PlacementRefused) {
+        await unlink(this.#path).catch(() => {});
+        return { type: 'reject', code: err.rejectCode, reason: err.message };
+      }
+      // The partial stays for a retry: an fsync or rename that failed today may work tomorrow.
+      return {
+        type: 'reject',
+        code: RejectCode.ReceiverIo,
+        reason: `receiver could not store the item: ${message(err)}`,
+      };
+    }
+  }
+
+  /** The connection is gone: keep the partial, durable, for a resume. */
+  abandon(): Promise<void> {
+    return this.#release(true);
+  }
+
+  #release(sync: boolean): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#store.released(this.#offer.id, this);
+      try {
+        if (sync) await this.#file.sync();
+      } finally {
+        await this.#file.close();
+      }
+    })().catch(() => {});
+    return this.#closed;
+  }
+}
+
+export type OpenResult = { decision: OfferDecision; writer?: PartWriter };
+
+export class ReceiveStore {
+  readonly journal: ConfirmedJournal;
+  readonly placement: Placement;
+  readonly #partsDir: string;
+  readonly #active = new Map<string, PartWriter>();
+
+  private constructor(journal: ConfirmedJournal, placement: Placement, partsDir: string) {
+    this.journal = journal;
+    this.placement = placement;
+    this.#partsDir = partsDir;
+  }
+
+  /** Opens (creating where needed) the state directory inside `dir`. */
+  static async open(dir: string, placement: Placement): Promise<ReceiveStore> {
+    const stateDir = join(dir, STATE_DIR_NAME);
+    const partsDir = join(stateDir, 'parts');
+    await mkdir(partsDir, { recursive: true, mode: 0o700 });
+    const journal = await ConfirmedJournal.open(join(stateDir, 'confirmed.jsonl'));
+    return new ReceiveStore(journal, placement, partsDir);
+  }
+
+  /** §6: the answer to an OFFER, with the writer that takes its data when accepted. */
+  async open(offer: ValidOffer): Promise<OpenResult> {
+    const id = offer.id.toString('hex');
+    const path = join(this.#partsDir, id);
+    try {
+      const confirmed = this.journal.get(id);
+      if (confirmed !== undefined) return { decision: await this.#confirmAgain(confirmed, offer, path) };
+      await this.#takeOver(id);
+      await this.placement.check(offer);
+      const file = await open(path, 'a+', 0o600).then(async (f) => {
+        // 'a+' creates without truncating; reopen for positional writes.
+        await f.close();
+        return open(path, 'r+');
+      });
+      let held = (await file.stat()).size;
+      if (held > offer.size) {
+        await file.truncate(0);
+        held = 0;
+      }
+      await this.#checkSpace(offer.size - held, file);
+      const hasher = createHasher();
+      await hashFilePrefix(file, held, hasher);
+      const writer = new PartWriter(this, offer, path, file, hasher);
+      this.#active.set(id, writer);
+      return { decision: { type: 'accept', offset: held, prefixHash: hasher.digest() }, writer };
+    } catch (err) {
+      if (err instanceof PlacementRefused)
+        return { decision: { type: 'reject', code: err.rejectCode, reason: err.message } };
+      return {
+        decision: {
+          type: 'reject',
+          code: RejectCode.ReceiverIo,
+          reason: `receiver could not open the item: ${message(err)}`,
+        },
+      };
+    }
+  }
+
+  /** Exactly once (§7): a confirmed id is confirmed again, finishing a placement a crash cut short. */
+  async #confirmAgain(record: ConfirmedRecord, offer: ValidOffer, path: string): Promise<OfferDecision> {
+    if (record.size !== offer.size || record.name !== offer.name) {
+      return {
+        type: 'reject',
+        code: RejectCode.Exists,
+        reason: 'this transfer id was confirmed earlier for another item',
+      };
+    }
+    await this.placement.place(path, offer);
+    return { type: 'confirmed', size: record.size, hash: BigInt(`0x${record.hash}`) };
+  }
+
+  /** A retry may arrive while the old connection still holds the id: the newest one wins. */
+  async #takeOver(id: string): Promise<void> {
+    const previous = this.#active.get(id);
+    if (previous === undefined) return;
+    previous.onTakeover();
+    await previous.abandon();
+  }
+
+  async #checkSpace(needed: number, file: FileHandle): Promise<void> {
+    if (needed <= 0) return;
+    const fs = await statfs(this.#partsDir);
+    const free = fs.bavail * fs.bsize;
+    if (needed > free) {
+      await file.close();
+      throw new PlacementRefused(
+        RejectCode.NoSpace,
+        `no space: ${needed} bytes needed, ${free} free on the receiver`,
+      );
+    }
+  }
+
+  released(id: Buffer, writer: PartWriter): void {
+    const key = id.toString('hex');
+    if (this.#active.get(key) === writer) this.#active.delete(key);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#active.values()].map((w) => w.abandon()));
+    await this.journal.close();
+  }
+}

@@ -1,6 +1,6 @@
 // The receiving end of one connection as a state machine (PROTOCOL.md §6): frames and store
 // results in, actions out. It enforces the session rules; a driver does the I/O.
-import { type AckshipError, type HandshakeError, PeerError, ProtocolError } from '../errors.js';
+import { type AckshipError, type HandshakeError, LocalIoError, PeerError, ProtocolError } from '../errors.js';
 import type { Frame, Hello, OfferFrame } from './codec.js';
 import { ErrorCode, Kind, RejectCode, Role } from './constants.js';
 import type { Incoming } from './frame-parser.js';
@@ -137,6 +137,17 @@ export class ReceiverMachine {
     if (outcome.type === 'reject') return this.#reject(slot, item.offer.name, outcome.code, outcome.reason);
     const { id, size } = item.offer;
     return [{ type: 'send', frame: { kind: Kind.Confirm, slot, id, size, hash: outcome.hash } }];
+  }
+
+  /**
+   * Writing an accepted item's data failed (a full disk): the item is refused and the session
+   * ends (§6), because DATA the peer already sent for it could not be told from a violation.
+   */
+  writeFailed(slot: number, code: RejectCode, reason: string): ReceiverAction[] {
+    const item = this.#items.get(slot);
+    if (this.#failed || item?.phase !== 'receiving') return [];
+    const refusal = this.#reject(slot, item.offer.name, code, reason);
+    return [...refusal, ...this.#fail(new LocalIoError(reason), false)];
   }
 
   /** A local failure (timeout, shutdown) ends the session. */

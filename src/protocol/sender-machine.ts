@@ -38,6 +38,10 @@ export class SenderItem {
     this.#item = item;
   }
 
+  get slot(): number {
+    return this.#slot;
+  }
+
   offer(): OfferFrame {
     const { id, size, mode, mtimeMs } = this.#item;
     const frame: OfferFrame = {

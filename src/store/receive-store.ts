@@ -34,6 +34,14 @@ export class PartWriter {
     this.#hasher = hasher;
   }
 
+  get name(): string {
+    return this.#offer.name;
+  }
+
+  get size(): number {
+    return this.#offer.size;
+  }
+
   async write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
     if (truncate) {
       // The sender found our prefix differs from its bytes: start over.

@@ -1,0 +1,61 @@
+// What both commands share: the --json/--quiet flags, the signal that Ctrl-C aborts, and the
+// one place where an error becomes an exit status (oclif's own catch ignores the exit code
+// under --json, so this one sets process.exitCode from the table in errors.ts itself).
+import { Command, Errors, Flags } from '@oclif/core';
+import { AckshipError, EXIT_CODE_HELP, InterruptedError, UsageError } from '../errors.js';
+import { Output } from './output.js';
+
+/** The exit-status table, for the end of every command's --help. */
+export const EXIT_STATUS_HELP = `EXIT STATUS\n${EXIT_CODE_HELP.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`).join('\n')}`;
+
+function toAckshipError(err: unknown): AckshipError {
+  if (err instanceof AckshipError) return err;
+  // oclif's parse and validation errors: a bad flag or argument.
+  if (err instanceof Errors.CLIError) return new UsageError(err.message.split('\n')[0] ?? err.message);
+  return new AckshipError(`internal error: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+export abstract class AckshipCommand extends Command {
+  static override baseFlags = {
+    json: Flags.boolean({
+      description: 'Print one JSON object per line (NDJSON) instead of text.',
+      env: 'ACKSHIP_JSON',
+    }),
+    quiet: Flags.boolean({
+      char: 'q',
+      description: 'Print nothing but failures (and, under --json, the records).',
+      env: 'ACKSHIP_QUIET',
+    }),
+  };
+
+  /** Aborted by SIGINT or SIGTERM, with an InterruptedError as the reason. */
+  protected readonly interrupted = new AbortController();
+  protected output: Output | undefined;
+
+  override async init(): Promise<void> {
+    await super.init();
+    const onSignal = (signal: 'SIGINT' | 'SIGTERM') => this.interrupted.abort(new InterruptedError(signal));
+    // `once`: a second Ctrl-C falls through to Node's default and ends the process at once.
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
+
+  override async catch(err: unknown): Promise<void> {
+    this.exitWith(toAckshipError(err), true);
+  }
+
+  /** Sets the exit status from the table; `report` prints the failure (unless it was already). */
+  protected exitWith(error: AckshipError, report: boolean): void {
+    process.exitCode = error.exitCode;
+    if (!report) return;
+    const output =
+      this.output ??
+      new Output({
+        json: this.argv.includes('--json') || /^(1|true|yes)$/i.test(process.env.ACKSHIP_JSON ?? ''),
+        quiet: false,
+        records: process.stdout,
+        stderr: process.stderr,
+      });
+    output.failure(error);
+  }
+}

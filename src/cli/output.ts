@@ -1,0 +1,55 @@
+// Where a command's words go. Records (one per item, NDJSON under --json) go to `records`;
+// notes and failures go to stderr, one line each, with names made safe to print.
+import type { Writable } from 'node:stream';
+import type { AckshipError } from '../errors.js';
+
+export interface OutputOptions {
+  json: boolean;
+  quiet: boolean;
+  /** stdout, or stderr when stdout carries the data (`recv --out -`). */
+  records: Writable;
+  stderr: Writable;
+}
+
+export class Output {
+  readonly #options: OutputOptions;
+
+  constructor(options: OutputOptions) {
+    this.#options = options;
+  }
+
+  get json(): boolean {
+    return this.#options.json;
+  }
+
+  /** One result: `fields` as a JSON line under --json, else `text` unless --quiet. */
+  record(fields: Record<string, unknown>, text: string): void {
+    if (this.#options.json) this.#options.records.write(`${JSON.stringify(fields)}\n`);
+    else if (!this.#options.quiet) this.#options.records.write(`${text}\n`);
+  }
+
+  /** Information a person at a terminal wants and a script does not: stderr, not under --quiet. */
+  note(text: string): void {
+    if (!this.#options.quiet) this.#options.stderr.write(`${text}\n`);
+  }
+
+  /** A failure: always one line on stderr, and a record under --json. */
+  failure(error: AckshipError, fields: Record<string, unknown> = {}): void {
+    this.#options.stderr.write(`ackship: ${oneLine(error.message)}\n`);
+    if (this.#options.json) {
+      const record = {
+        event: 'error',
+        ...fields,
+        code: error.code,
+        exitCode: error.exitCode,
+        message: error.message,
+      };
+      this.#options.records.write(`${JSON.stringify(record)}\n`);
+    }
+  }
+}
+
+/** Messages end up in logs line by line: keep each to one. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, '; ').trim();
+}

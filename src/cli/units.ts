@@ -1,0 +1,49 @@
+// Sizes and durations as users type them on the command line.
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1000 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** `1048576`, `512K`, `10MiB`, `1.5G`, `2GB`: a byte count; throws a message on anything else. */
+export function parseSize(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const factor = match && SIZE_UNITS[(match[2] ?? '').toLowerCase()];
+  if (!match || !factor) throw new Error(`"${text}" is not a size (examples: 1048576, 512K, 10MiB, 2GB)`);
+  const bytes = Math.floor(Number(match[1]) * factor);
+  if (!Number.isSafeInteger(bytes)) throw new Error(`"${text}" is too large`);
+  return bytes;
+}
+
+/** Human-readable bytes for progress and summaries. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Seconds as a positive decimal (`30`, `0.5`); throws a message on anything else. */
+export function parseSeconds(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0) {
+    throw new Error(`"${text}" is not a positive number of seconds`);
+  }
+  return value;
+}

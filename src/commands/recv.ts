@@ -1,0 +1,179 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Flags } from '@oclif/core';
+import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
+import { secondsFlag, sizeFlag } from '../cli/flags.js';
+import { Output } from '../cli/output.js';
+import { formatBytes } from '../cli/units.js';
+import { type AckshipError, LocalIoError, PartialError, ProtocolError, RejectedError } from '../errors.js';
+import { hashHex, loadHasher } from '../hash.js';
+import { formatAddress, parseAddress } from '../net-address.js';
+import { printableName } from '../protocol/names.js';
+import { Receiver } from '../recv/receiver.js';
+import type { SessionReport } from '../recv/session.js';
+import { DirectoryPlacement, StdoutPlacement } from '../store/placement.js';
+import { ReceiveStore } from '../store/receive-store.js';
+
+/** `--once`: a session decides the run when it offered something and nothing is left to resume. */
+function decidesOnce(report: SessionReport): boolean {
+  const unsettled = report.offered - report.confirmed - report.rejected;
+  return report.offered > 0 && (unsettled === 0 || report.error instanceof ProtocolError);
+}
+
+/** `--once`: the run's error, from the session that decided it. */
+function onceError(report: SessionReport): AckshipError | undefined {
+  if (report.error instanceof ProtocolError) return report.error;
+  if (report.rejected === 0) return undefined;
+  const what = `${report.confirmed} of ${report.offered} items confirmed, ${report.rejected} rejected`;
+  return report.confirmed > 0 ? new PartialError(what) : new RejectedError(what, 0);
+}
+
+export default class Recv extends AckshipCommand {
+  static override description =
+    `Listens for senders and stores each item inside DIR only after checking its length and xxHash64, fsyncing it, renaming it into place and recording it as confirmed; then it confirms to the sender. Partial data stays in DIR/.ackship/ so that a sender can resume after a broken connection or a receiver restart.
+
+Prints "listening on HOST:PORT" on stderr once it accepts, and one line per confirmed item on stdout (on stderr with --out -).
+
+${EXIT_STATUS_HELP}`;
+
+  static override examples = [
+    {
+      command: '<%= config.bin %> <%= command.id %> --listen 0.0.0.0:7420 --out /srv/inbox',
+      description: 'Serve senders on every interface.',
+    },
+    {
+      command: '<%= config.bin %> <%= command.id %> --out - | tar x',
+      description: 'Receive one item and write it to stdout once verified (implies --once).',
+    },
+  ];
+
+  static override flags = {
+    'idle-timeout': secondsFlag({
+      default: 60,
+      description: 'Seconds a sender may stay silent before its session is ended (it can resume).',
+      env: 'ACKSHIP_IDLE_TIMEOUT',
+    }),
+    listen: Flags.string({
+      default: '127.0.0.1:7420',
+      description: 'Address to listen on, HOST:PORT; port 0 picks a free port.',
+      env: 'ACKSHIP_LISTEN',
+    }),
+    'max-size': sizeFlag({
+      description: 'Largest item accepted (e.g. 10G); larger offers are rejected before any data.',
+      env: 'ACKSHIP_MAX_SIZE',
+    }),
+    once: Flags.boolean({
+      description:
+        'Exit after the first sender session that settled all it offered; the exit status says how.',
+      env: 'ACKSHIP_ONCE',
+    }),
+    out: Flags.string({
+      default: '.',
+      description: 'Directory to store items in (created if missing), or - for stdout (implies --once).',
+      env: 'ACKSHIP_OUT',
+    }),
+    overwrite: Flags.boolean({
+      description: 'Replace existing files (atomically); without it an existing name is rejected.',
+      env: 'ACKSHIP_OVERWRITE',
+    }),
+  };
+
+  static override summary = 'Receive items, verify them, store them durably, and confirm each to its sender.';
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Recv);
+    const toStdout = flags.out === '-';
+    const once = flags.once || toStdout;
+    const output = new Output({
+      json: flags.json,
+      quiet: flags.quiet,
+      records: toStdout ? process.stderr : process.stdout,
+      stderr: process.stderr,
+    });
+    this.output = output;
+    const listen = parseAddress(flags.listen, true);
+    const dir = toStdout ? await mkdtemp(join(tmpdir(), 'ackship-recv-')) : resolve(flags.out);
+    try {
+      await loadHasher();
+      const placement = toStdout
+        ? new StdoutPlacement(process.stdout)
+        : new DirectoryPlacement(dir, flags.overwrite);
+      const store = await mkdir(dir, { recursive: true })
+        .then(() => ReceiveStore.open(dir, placement))
+        .catch((err: Error) => {
+          throw new LocalIoError(`cannot use ${dir} as the output directory: ${err.message}`);
+        });
+      await this.#serve(output, listen, store, flags, once);
+    } finally {
+      if (toStdout) await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async #serve(
+    output: Output,
+    listen: ReturnType<typeof parseAddress>,
+    store: ReceiveStore,
+    flags: { 'idle-timeout': number; 'max-size'?: number | undefined },
+    once: boolean,
+  ): Promise<void> {
+    let decided: (report: SessionReport) => void = () => {};
+    const onceDecided = new Promise<SessionReport>((resolve) => {
+      decided = resolve;
+    });
+    const receiver = new Receiver(
+      {
+        listen,
+        store,
+        limits: { maxSize: flags['max-size'] ?? Number.MAX_SAFE_INTEGER, maxOpenItems: 1 },
+        idleTimeoutMs: flags['idle-timeout'] * 1000,
+        graceMs: 5000,
+      },
+      {
+        confirmed: (item) =>
+          output.record(
+            {
+              event: 'confirmed',
+              name: item.name,
+              bytes: item.size,
+              hash: hashHex(item.hash),
+              peer: item.peer,
+              again: item.again,
+            },
+            `confirmed ${printableName(item.name)} (${formatBytes(item.size)}, xxh64 ${hashHex(item.hash)}) from ${item.peer}` +
+              (item.again ? ' (again: a retry of an item already stored)' : ''),
+          ),
+        rejected: (item) =>
+          output.failure(
+            new RejectedError(`${item.peer}: rejected ${printableName(item.name)}: ${item.reason}`, 0),
+            {
+              name: item.name,
+              peer: item.peer,
+            },
+          ),
+        sessionEnded: (report) => {
+          if (report.error instanceof ProtocolError || report.error instanceof LocalIoError) {
+            output.failure(report.error, { peer: report.peer });
+          } else if (report.error !== undefined) {
+            output.note(`ackship: ${report.peer}: ${report.error.message}`);
+          }
+          if (once && decidesOnce(report)) decided(report);
+        },
+      },
+    );
+    const bound = await receiver.listen().catch((err: Error) => {
+      throw new LocalIoError(`cannot listen on ${formatAddress(listen)}: ${err.message}`);
+    });
+    process.stderr.write(`listening on ${formatAddress(bound)}\n`);
+    if (output.json) output.record({ event: 'listening', host: bound.host, port: bound.port }, '');
+    const signal = this.interrupted.signal;
+    const interrupted = new Promise<'interrupted'>((resolve) => {
+      signal.addEventListener('abort', () => resolve('interrupted'), { once: true });
+    });
+    const ended = await Promise.race([onceDecided, interrupted]);
+    await receiver.close();
+    if (ended === 'interrupted') throw signal.reason;
+    const error = onceError(ended);
+    if (error !== undefined) this.exitWith(error, true);
+  }
+}

@@ -1,0 +1,138 @@
+import { Args, Flags } from '@oclif/core';
+import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
+import { secondsFlag } from '../cli/flags.js';
+import { Output } from '../cli/output.js';
+import { createProgress } from '../cli/progress.js';
+import { formatBytes } from '../cli/units.js';
+import { PartialError, UsageError } from '../errors.js';
+import { hashHex, loadHasher } from '../hash.js';
+import { parseAddress } from '../net-address.js';
+import { printableName } from '../protocol/names.js';
+import { type ItemOutcome, jobError, sendJob } from '../send/send-job.js';
+import { resolveSources } from '../send/sources.js';
+import { defaultStateDir } from '../send/transfer-ids.js';
+
+export default class Send extends AckshipCommand {
+  static override args = {
+    target: Args.string({
+      description: 'The receiver, as HOST[:PORT] (port 7420 by default; IPv6 as [::1]:7420).',
+      required: true,
+    }),
+  };
+
+  static override description =
+    `Sends each PATH (or stdin, given as -) to a receiver started with "ackship recv", and exits 0 only when the receiver confirmed every item: length and xxHash64 checked, fsynced, and renamed into place.
+
+Broken connections, resets and silences are retried with exponential backoff; a retry resumes from what the receiver already holds durably. An item whose confirmation was lost is confirmed again, never stored twice, also when you run the same send again later.
+
+${EXIT_STATUS_HELP}`;
+
+  static override examples = [
+    {
+      command: '<%= config.bin %> <%= command.id %> backup.example:7420 dump.sql',
+      description: 'Send a file.',
+    },
+    {
+      command: 'tar c . | <%= config.bin %> <%= command.id %> 127.0.0.1 - --name site.tar',
+      description: 'Send stdin under a name.',
+    },
+    {
+      command: '<%= config.bin %> <%= command.id %> [::1]:7420 big.iso --json',
+      description: 'Send over IPv6 and print NDJSON.',
+    },
+  ];
+
+  static override flags = {
+    name: Flags.string({
+      description: 'Name of the item on the receiver (default: the file name, or "stdin").',
+    }),
+    retries: Flags.integer({
+      default: 8,
+      description: 'Attempts after the first before an item counts as not confirmed.',
+      env: 'ACKSHIP_RETRIES',
+      min: 0,
+    }),
+    'retry-delay': secondsFlag({
+      default: 0.5,
+      description: 'First delay between attempts, in seconds; it doubles each time, up to 5 s, with jitter.',
+      env: 'ACKSHIP_RETRY_DELAY',
+    }),
+    timeout: secondsFlag({
+      default: 30,
+      description: 'Seconds of silence from the receiver after which an attempt is given up and retried.',
+      env: 'ACKSHIP_TIMEOUT',
+    }),
+  };
+
+  static override strict = false;
+
+  static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
+
+  async run(): Promise<void> {
+    const { args, argv, flags } = await this.parse(Send);
+    const paths = (argv as string[]).slice(1);
+    const unknownFlag = paths.find((p) => p.startsWith('-') && p !== '-');
+    if (unknownFlag !== undefined)
+      throw new UsageError(`unknown flag ${unknownFlag} (see ackship send --help)`);
+    const output = new Output({
+      json: flags.json,
+      quiet: flags.quiet,
+      records: process.stdout,
+      stderr: process.stderr,
+    });
+    this.output = output;
+    const address = parseAddress(args.target);
+    const signal = this.interrupted.signal;
+    const [resolved] = await Promise.all([
+      resolveSources(paths, flags.name, process.stdin, signal),
+      loadHasher(),
+    ]);
+    const progress = createProgress(!flags.quiet && !flags.json);
+    try {
+      const outcomes = await sendJob(
+        resolved.sources,
+        {
+          address,
+          timeoutMs: flags.timeout * 1000,
+          retry: { retries: flags.retries, baseDelayMs: flags['retry-delay'] * 1000, maxDelayMs: 5000 },
+          signal,
+          stateDir: defaultStateDir(process.env),
+        },
+        {
+          started: (source) => progress.start(printableName(source.name), source.size),
+          progress: (done) => progress.update(done),
+          retry: (attempt, error, delayMs) =>
+            output.note(
+              `ackship: attempt ${attempt} failed: ${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
+            ),
+          finished: (outcome) => {
+            progress.stop();
+            report(output, outcome);
+          },
+        },
+      );
+      const error = jobError(resolved.sources, outcomes);
+      // An item's own failure was reported as it happened; a partial run gets its summary line.
+      if (error !== undefined) this.exitWith(error, error instanceof PartialError);
+    } finally {
+      progress.stop();
+      await resolved.cleanup();
+    }
+  }
+}
+
+function report(output: Output, outcome: ItemOutcome): void {
+  const { source, seconds } = outcome;
+  const name = printableName(source.name);
+  const base = { event: 'item', name: source.name, path: source.label, bytes: source.size, seconds };
+  if (outcome.status === 'failed') {
+    output.failure(outcome.error, { ...base, status: 'failed' });
+    return;
+  }
+  const { hash, attempts, bytesSent } = outcome.delivery;
+  output.record(
+    { ...base, status: 'confirmed', hash: hashHex(hash), attempts, bytesSent },
+    `confirmed ${name} (${formatBytes(source.size)}, xxh64 ${hashHex(hash)}) in ${seconds.toFixed(2)} s` +
+      (attempts > 1 ? ` after ${attempts} attempts` : ''),
+  );
+}

@@ -1,0 +1,75 @@
+// The listening side: accepts senders, runs one Session per connection against one store, and
+// stops gracefully (no new connections; commits under way finish; the rest stays resumable).
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Address } from '../net-address.js';
+import type { ReceiverLimits } from '../protocol/receiver-machine.js';
+import type { ReceiveStore } from '../store/receive-store.js';
+import { Session, type SessionEvents, type SessionReport } from './session.js';
+
+export interface ReceiverOptions {
+  listen: Address;
+  store: ReceiveStore;
+  limits: ReceiverLimits;
+  idleTimeoutMs: number;
+  /** How long a shutdown waits for sessions to end before it drops them. */
+  graceMs: number;
+}
+
+export interface ReceiverEvents extends SessionEvents {
+  sessionEnded(report: SessionReport): void;
+}
+
+export class Receiver {
+  readonly #options: ReceiverOptions;
+  readonly #events: ReceiverEvents;
+  readonly #server: Server;
+  readonly #sessions = new Set<Session>();
+
+  constructor(options: ReceiverOptions, events: ReceiverEvents) {
+    this.#options = options;
+    this.#events = events;
+    // allowHalfOpen: a sender's FIN must not close our side before its last CONFIRM is written.
+    this.#server = createServer({ allowHalfOpen: true }, (socket) => {
+      const { store, limits, idleTimeoutMs } = this.#options;
+      const session = new Session(socket, store, limits, idleTimeoutMs, this.#events);
+      this.#sessions.add(session);
+      void session.ended.then((report) => {
+        this.#sessions.delete(session);
+        this.#events.sessionEnded(report);
+      });
+    });
+  }
+
+  /** Starts listening; resolves with the address actually bound (the real port for port 0). */
+  async listen(): Promise<Address> {
+    this.#server.listen(this.#options.listen.port, this.#options.listen.host);
+    await Promise.race([
+      once(this.#server, 'listening'),
+      once(this.#server, 'error').then(([err]) => {
+        throw err;
+      }),
+    ]);
+    const bound = this.#server.address() as AddressInfo;
+    return { host: bound.address, port: bound.port };
+  }
+
+  /** Stops accepting, lets every session wind down within the grace period, then closes the store. */
+  async close(): Promise<void> {
+    const closed = new Promise((resolve) => this.#server.close(resolve));
+    const sessions = [...this.#sessions];
+    const ended = Promise.all(sessions.map((s) => s.shutdown()));
+    const grace = new AbortController();
+    await Promise.race([
+      ended,
+      delay(this.#options.graceMs, undefined, { signal: grace.signal }).catch(() => {}),
+    ]);
+    grace.abort();
+    for (const session of sessions) session.destroy();
+    await ended;
+    await closed;
+    await this.#options.store.close();
+  }
+}

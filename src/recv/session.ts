@@ -1,0 +1,234 @@
+// One sender's connection on the receiver: socket bytes into the parser and the state machine,
+// the machine's actions carried out against the store, strictly in order. The socket is paused
+// while a chunk is being handled, so a disk slower than the network slows the sender down.
+import type { Socket } from 'node:net';
+import { type AckshipError, ProtocolError, TransientError } from '../errors.js';
+import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
+import { ErrorCode, Kind, RejectCode } from '../protocol/constants.js';
+import { FrameParser } from '../protocol/frame-parser.js';
+import { type ReceiverAction, type ReceiverLimits, ReceiverMachine } from '../protocol/receiver-machine.js';
+import type { PartWriter, ReceiveStore } from '../store/receive-store.js';
+
+export interface ItemReport {
+  peer: string;
+  name: string;
+  size: number;
+  hash: bigint;
+  /** Confirmed again: a retry of an item this receiver had already confirmed. */
+  again: boolean;
+}
+
+export interface SessionReport {
+  peer: string;
+  /** The peer sent a valid hello: it speaks ackship. */
+  handshook: boolean;
+  offered: number;
+  confirmed: number;
+  rejected: number;
+  /** Why the session ended, when it did not end cleanly. */
+  error?: AckshipError;
+}
+
+export interface SessionEvents {
+  confirmed(item: ItemReport): void;
+  rejected(item: { peer: string; name: string; reason: string }): void;
+}
+
+function ioRejectCode(err: unknown): RejectCode {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? RejectCode.NoSpace : RejectCode.ReceiverIo;
+}
+
+export class Session {
+  readonly #socket: Socket;
+  readonly #store: ReceiveStore;
+  readonly #events: SessionEvents;
+  readonly #peer: string;
+  readonly #machine: ReceiverMachine;
+  readonly #parser = new FrameParser();
+  readonly #writers = new Map<number, PartWriter>();
+  readonly #report: SessionReport;
+  #chain: Promise<void> = Promise.resolve();
+  #busy = false;
+  #over = false;
+  readonly ended: Promise<SessionReport>;
+
+  constructor(
+    socket: Socket,
+    store: ReceiveStore,
+    limits: ReceiverLimits,
+    idleTimeoutMs: number,
+    events: SessionEvents,
+  ) {
+    this.#socket = socket;
+    this.#store = store;
+    this.#events = events;
+    this.#peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#machine = new ReceiverMachine(limits);
+    this.#report = { peer: this.#peer, handshook: false, offered: 0, confirmed: 0, rejected: 0 };
+    this.ended = new Promise((resolve) => {
+      socket.once('close', () => {
+        this.#over = true;
+        this.#chain.finally(async () => {
+          await this.#abandonWriters();
+          resolve(this.#report);
+        });
+      });
+    });
+    socket.setNoDelay(true);
+    socket.setTimeout(idleTimeoutMs, () => {
+      // A peer that never closes its side after ours is dropped now.
+      if (this.#over) return socket.destroy();
+      // Verifying and placing a large item may take a while; the sender is rightly silent then.
+      if (this.#busy) return socket.setTimeout(idleTimeoutMs);
+      this.#enqueue(() =>
+        this.#run(
+          this.#machine.abort(new ProtocolError(`no bytes for ${idleTimeoutMs / 1000} s`, ErrorCode.Timeout)),
+        ),
+      );
+    });
+    socket.on('data', (chunk: Buffer) => {
+      socket.pause();
+      this.#enqueue(() => this.#handle(chunk));
+    });
+    // The peer's FIN: finish what it sent (a commit may still owe it a CONFIRM), then close.
+    socket.on('end', () => this.#enqueue(async () => this.#close()));
+    socket.on('error', (err) => {
+      this.#report.error ??= new TransientError(`connection from ${this.#peer} failed: ${err.message}`);
+    });
+    socket.write(encodeHello(ReceiverMachine.hello()));
+  }
+
+  /** Stops the session for a shutdown: a commit under way finishes, the rest stays resumable. */
+  shutdown(): Promise<SessionReport> {
+    this.#enqueue(() =>
+      this.#run(this.#machine.abort(new ProtocolError('receiver is shutting down', ErrorCode.ShuttingDown))),
+    );
+    this.#over = true;
+    return this.ended;
+  }
+
+  /** Drops the connection at once (after a shutdown's grace period). */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  /** Another connection took over one of this session's transfer ids: it is a stale retry. */
+  #takenOver(): void {
+    this.#report.error ??= new TransientError('a newer connection took over the transfer');
+    this.#over = true;
+    this.#socket.destroy();
+  }
+
+  #enqueue(task: () => Promise<void>): void {
+    this.#chain = this.#chain.then(async () => {
+      if (this.#socket.destroyed) return;
+      this.#busy = true;
+      try {
+        await task();
+      } catch (err) {
+        // A bug, not the peer's fault: end the session rather than the receiver.
+        this.#report.error ??= new ProtocolError(
+          `internal error: ${(err as Error).message}`,
+          ErrorCode.Internal,
+        );
+        this.#socket.destroy();
+      } finally {
+        this.#busy = false;
+        if (!this.#over && !this.#socket.destroyed) this.#socket.resume();
+      }
+    });
+  }
+
+  async #handle(chunk: Buffer): Promise<void> {
+    if (this.#over) return;
+    let messages: ReturnType<FrameParser['push']>;
+    try {
+      messages = this.#parser.push(chunk);
+    } catch (err) {
+      return this.#run(this.#machine.abort(err as ProtocolError));
+    }
+    for (const message of messages) {
+      if (message.kind === 'hello') this.#report.handshook = true;
+      await this.#run(this.#machine.receive(message));
+      if (this.#over) return;
+    }
+  }
+
+  async #run(actions: ReceiverAction[]): Promise<void> {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send':
+          this.#send(action.frame);
+          break;
+        case 'open': {
+          this.#report.offered++;
+          const { offer } = action;
+          const { decision, writer } = await this.#store.open(offer);
+          if (writer !== undefined) {
+            writer.onTakeover = () => this.#takenOver();
+            this.#writers.set(offer.slot, writer);
+          }
+          if (decision.type === 'confirmed') this.#confirmed(offer.name, decision.size, decision.hash, true);
+          await this.#run(this.#machine.decided(offer.slot, decision));
+          break;
+        }
+        case 'write': {
+          const writer = this.#writers.get(action.slot) as PartWriter;
+          try {
+            await writer.write(action.offset, action.payload, action.truncate);
+          } catch (err) {
+            this.#writers.delete(action.slot);
+            await writer.abandon();
+            const reason = `receiver could not write the item: ${(err as Error).message}`;
+            await this.#run(this.#machine.writeFailed(action.slot, ioRejectCode(err), reason));
+          }
+          break;
+        }
+        case 'commit': {
+          const writer = this.#writers.get(action.slot) as PartWriter;
+          this.#writers.delete(action.slot);
+          const outcome = await writer.commit(action.hash);
+          if (outcome.type === 'confirmed') this.#confirmed(writer.name, writer.size, outcome.hash, false);
+          await this.#run(this.#machine.committed(action.slot, outcome));
+          break;
+        }
+        case 'rejected':
+          this.#report.rejected++;
+          this.#events.rejected({ peer: this.#peer, name: action.name, reason: action.reason });
+          break;
+        case 'fail':
+          this.#report.error ??= action.error;
+          if (action.notify) {
+            const wireCode =
+              action.error instanceof ProtocolError ? action.error.wireCode : ErrorCode.Internal;
+            this.#send({ kind: Kind.Error, code: wireCode, message: action.error.message });
+          }
+          this.#close();
+          break;
+      }
+    }
+  }
+
+  #confirmed(name: string, size: number, hash: bigint, again: boolean): void {
+    this.#report.confirmed++;
+    this.#events.confirmed({ peer: this.#peer, name, size, hash, again });
+  }
+
+  #send(frame: Frame): void {
+    if (this.#socket.writable) for (const part of encodeFrame(frame)) this.#socket.write(part);
+  }
+
+  /** Ends our side after what we queued has been written, and stops reading. */
+  #close(): void {
+    this.#over = true;
+    this.#socket.end();
+    this.#socket.pause();
+  }
+
+  async #abandonWriters(): Promise<void> {
+    const writers = [...this.#writers.values()];
+    this.#writers.clear();
+    await Promise.all(writers.map((w) => w.abandon()));
+  }
+}

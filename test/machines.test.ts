@@ -1,0 +1,201 @@
+// The session rules of PROTOCOL.md §6, on the state machines alone (no sockets).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Frame } from '../src/protocol/codec.js';
+import { ErrorCode, Kind, RejectCode, Role } from '../src/protocol/constants.js';
+import { type ReceiverAction, ReceiverMachine } from '../src/protocol/receiver-machine.js';
+import { SenderItem } from '../src/protocol/sender-machine.js';
+
+const id = Buffer.alloc(16, 7);
+const hello = { kind: 'hello', hello: { minVersion: 1, maxVersion: 1, role: Role.Sender } } as const;
+const offer = (size: number, name = 'f'): Frame => ({
+  kind: Kind.Offer,
+  slot: 1,
+  id,
+  size,
+  name: Buffer.from(name),
+});
+const data = (offset: number, payload: string): Frame => ({
+  kind: Kind.Data,
+  slot: 1,
+  offset,
+  payload: Buffer.from(payload),
+});
+
+function receiver(maxSize = 100) {
+  const machine = new ReceiverMachine({ maxSize, maxOpenItems: 1 });
+  assert.deepEqual(machine.receive(hello), []);
+  return machine;
+}
+
+/** A receiver with an item of `size` bytes accepted at `offset`. */
+function accepted(size: number, offset = 0) {
+  const machine = receiver();
+  const [open] = machine.receive(offer(size));
+  assert.equal(open?.type, 'open');
+  const [send] = machine.decided(1, { type: 'accept', offset, prefixHash: 0n });
+  assert.equal(send?.type === 'send' && send.frame.kind, Kind.Accept);
+  return machine;
+}
+
+function failure(actions: ReceiverAction[]): { code: string; wireCode: number | undefined } {
+  const fail = actions.find((a) => a.type === 'fail');
+  assert.ok(fail?.type === 'fail', `expected a failure, got ${JSON.stringify(actions.map((a) => a.type))}`);
+  return { code: fail.error.code, wireCode: (fail.error as { wireCode?: number }).wireCode };
+}
+
+describe('receiver machine', () => {
+  test('a whole item: open, write, commit, confirm', () => {
+    const machine = accepted(5);
+    assert.deepEqual(machine.receive(data(0, 'hel')), [
+      { type: 'write', slot: 1, offset: 0, payload: Buffer.from('hel'), truncate: false },
+    ]);
+    assert.equal(machine.receive(data(3, 'lo'))[0]?.type, 'write');
+    assert.deepEqual(machine.receive({ kind: Kind.End, slot: 1, hash: 9n }), [
+      { type: 'commit', slot: 1, hash: 9n },
+    ]);
+    assert.equal(machine.committing, true);
+    assert.deepEqual(machine.committed(1, { type: 'confirmed', hash: 9n }), [
+      { type: 'send', frame: { kind: Kind.Confirm, slot: 1, id, size: 5, hash: 9n } },
+    ]);
+    assert.equal(machine.openItems, 0);
+  });
+
+  test('a frame before the hello is unexpected', () => {
+    const machine = new ReceiverMachine({ maxSize: 10, maxOpenItems: 1 });
+    assert.equal(failure(machine.receive(offer(1))).wireCode, ErrorCode.Unexpected);
+  });
+
+  test('a hello of another version fails without an ERROR (the peer decides the same on its own)', () => {
+    const machine = new ReceiverMachine({ maxSize: 10, maxOpenItems: 1 });
+    const actions = machine.receive({
+      kind: 'hello',
+      hello: { minVersion: 2, maxVersion: 3, role: Role.Sender },
+    });
+    assert.deepEqual(
+      actions.map((a) => a.type === 'fail' && [a.error.code, a.notify]),
+      [['ACK_ERR_HANDSHAKE', false]],
+    );
+  });
+
+  test('bad names and oversize offers are rejected before any data, and the session goes on', () => {
+    const machine = receiver(10);
+    const bad = machine.receive(offer(1, '../x'));
+    assert.deepEqual(
+      bad.map((a) => a.type),
+      ['send', 'rejected'],
+    );
+    assert.equal(
+      bad[0]?.type === 'send' && bad[0].frame.kind === Kind.Reject && bad[0].frame.code,
+      RejectCode.BadName,
+    );
+    const big = machine.receive(offer(11));
+    assert.equal(
+      big[0]?.type === 'send' && big[0].frame.kind === Kind.Reject && big[0].frame.code,
+      RejectCode.TooLarge,
+    );
+    assert.equal(machine.receive(offer(10))[0]?.type, 'open');
+  });
+
+  test('resume: the first DATA starts at the accepted offset, or at 0 to start over', () => {
+    const resumed = accepted(10, 4);
+    assert.deepEqual(resumed.receive(data(4, 'abc'))[0], {
+      type: 'write',
+      slot: 1,
+      offset: 4,
+      payload: Buffer.from('abc'),
+      truncate: false,
+    });
+    const restarted = accepted(10, 4);
+    const [write] = restarted.receive(data(0, 'x'));
+    assert.equal(write?.type === 'write' && write.truncate, true, 'starting over truncates the partial');
+  });
+
+  for (const [why, frames] of [
+    ['DATA before ACCEPT', [offer(5), data(0, 'a')]],
+    ['DATA at a gap', ['accept', data(0, 'a'), data(2, 'b')]],
+    ['DATA at an offset not accepted', ['accept', data(1, 'a')]],
+    ['DATA past the declared size', ['accept', data(0, 'abcdef')]],
+    ['END before all data', ['accept', data(0, 'ab'), { kind: Kind.End, slot: 1, hash: 0n }]],
+    ['a second OFFER on a busy slot', ['accept', offer(5)]],
+    ['a frame only a receiver sends', ['accept', { kind: Kind.Confirm, slot: 1, id, size: 5, hash: 0n }]],
+  ] as Array<[string, Array<Frame | 'accept'>]>) {
+    test(`violation: ${why} ends the session with an ERROR`, () => {
+      let machine = receiver();
+      let last: ReceiverAction[] = [];
+      for (const frame of frames) {
+        if (frame === 'accept') machine = accepted(5);
+        else last = machine.receive(frame);
+      }
+      const fail = last.find((a) => a.type === 'fail');
+      assert.ok(fail?.type === 'fail' && fail.notify);
+      assert.deepEqual(machine.receive(data(0, 'a')), [], 'a failed machine stays silent');
+    });
+  }
+
+  test('a failed write refuses the item and ends the session', () => {
+    const machine = accepted(5);
+    machine.receive(data(0, 'ab'));
+    const actions = machine.writeFailed(1, RejectCode.NoSpace, 'disk full');
+    assert.deepEqual(
+      actions.map((a) => a.type),
+      ['send', 'rejected', 'fail'],
+    );
+  });
+});
+
+describe('sender item', () => {
+  const header = { id, size: 5, name: 'f' };
+
+  function sent() {
+    const item = new SenderItem(1, header);
+    item.offer();
+    assert.deepEqual(item.receive({ kind: Kind.Accept, slot: 1, offset: 0, prefixHash: 0n }), {
+      type: 'accepted',
+      offset: 0,
+      prefixHash: 0n,
+    });
+    item.end(42n);
+    return item;
+  }
+
+  test('counts an item only on a CONFIRM that echoes id, size and the hash sent', () => {
+    assert.deepEqual(sent().receive({ kind: Kind.Confirm, slot: 1, id, size: 5, hash: 42n }), {
+      type: 'confirmed',
+      hash: 42n,
+    });
+    assert.throws(
+      () => sent().receive({ kind: Kind.Confirm, slot: 1, id, size: 5, hash: 43n }),
+      /another hash/,
+    );
+    assert.throws(
+      () => sent().receive({ kind: Kind.Confirm, slot: 1, id, size: 4, hash: 42n }),
+      /does not match/,
+    );
+    assert.throws(
+      () => sent().receive({ kind: Kind.Confirm, slot: 1, id: Buffer.alloc(16), size: 5, hash: 42n }),
+      /does not match/,
+    );
+    assert.throws(() => sent().receive({ kind: Kind.Confirm, slot: 2, id, size: 5, hash: 42n }), /slot 2/);
+  });
+
+  test('a CONFIRM straight after OFFER is "confirmed earlier", for the driver to check', () => {
+    const item = new SenderItem(1, header);
+    assert.deepEqual(item.receive({ kind: Kind.Confirm, slot: 1, id, size: 5, hash: 7n }), {
+      type: 'confirmed-earlier',
+      hash: 7n,
+    });
+  });
+
+  test('an ACCEPT beyond the item, or an ERROR, is an error', () => {
+    assert.throws(
+      () => new SenderItem(1, header).receive({ kind: Kind.Accept, slot: 1, offset: 6, prefixHash: 0n }),
+      /holds 6 bytes/,
+    );
+    assert.throws(
+      () =>
+        new SenderItem(1, header).receive({ kind: Kind.Error, code: ErrorCode.ShuttingDown, message: 'bye' }),
+      (err: unknown) => (err as { retryable?: boolean }).retryable === true,
+    );
+  });
+});

@@ -1,0 +1,146 @@
+// Every vector in PROTOCOL.md §8, checked against the codec: encoded to exactly those bytes, and
+// parsed back from them fed whole, one byte at a time, and split at every offset.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { AckshipError } from '../src/errors.js';
+import { encodeFrame, encodeHello, type Frame, type Hello } from '../src/protocol/codec.js';
+import { Kind, Role } from '../src/protocol/constants.js';
+import { FrameParser, type Incoming } from '../src/protocol/frame-parser.js';
+
+const doc = readFileSync(new URL('../../PROTOCOL.md', import.meta.url), 'utf8');
+
+interface Vector {
+  name: string;
+  value: Record<string, unknown>;
+  bytes: Buffer;
+}
+
+function blocks(tag: string): Array<{ name: string; lines: string[] }> {
+  const pattern = new RegExp(`\`\`\`${tag} (\\S+)\\n([\\s\\S]*?)\\n\`\`\``, 'g');
+  return [...doc.matchAll(pattern)].map((m) => ({
+    name: m[1] as string,
+    lines: (m[2] as string).split('\n'),
+  }));
+}
+
+const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
+
+const vectors: Vector[] = blocks('vector').map(({ name, lines }) => ({
+  name,
+  value: JSON.parse(lines[0] as string),
+  bytes: hex(lines[1] as string),
+}));
+
+const invalid = blocks('invalid').map(({ name, lines }) => ({
+  name,
+  code: lines[0] as string,
+  bytes: hex(lines[1] as string),
+}));
+
+const KINDS: Record<string, Kind> = {
+  offer: Kind.Offer,
+  accept: Kind.Accept,
+  reject: Kind.Reject,
+  data: Kind.Data,
+  end: Kind.End,
+  confirm: Kind.Confirm,
+  error: Kind.Error,
+};
+
+/** The JSON of a vector as the codec's value: hex fields become Buffers and bigints. */
+function toMessage(value: Record<string, unknown>): Incoming {
+  if (value.hello !== undefined) {
+    const h = value.hello as { minVersion: number; maxVersion: number; role: string };
+    const hello: Hello = { ...h, role: h.role === 'sender' ? Role.Sender : Role.Receiver };
+    return { kind: 'hello', hello };
+  }
+  const frame: Record<string, unknown> = { ...value, kind: KINDS[value.kind as string] };
+  for (const key of ['id', 'payload']) if (key in value) frame[key] = hex(value[key] as string);
+  for (const key of ['hash', 'prefixHash']) if (key in value) frame[key] = BigInt(`0x${value[key]}`);
+  if ('name' in value) frame.name = Buffer.from(value.name as string);
+  return frame as unknown as Frame;
+}
+
+function encode(message: Incoming): Buffer {
+  return message.kind === 'hello' ? encodeHello(message.hello) : Buffer.concat(encodeFrame(message));
+}
+
+/** Every way to cut `bytes` into chunks that the tests use: whole, byte by byte, and in two at each offset. */
+function splits(bytes: Buffer): Buffer[][] {
+  const out: Buffer[][] = [[bytes], [...bytes].map((b) => Buffer.from([b]))];
+  for (let i = 1; i < bytes.length; i++) out.push([bytes.subarray(0, i), bytes.subarray(i)]);
+  return out;
+}
+
+const RECEIVER_HELLO = encodeHello({ minVersion: 1, maxVersion: 1, role: Role.Receiver });
+
+describe('PROTOCOL.md vectors', () => {
+  test('the document holds vectors of every kind, and invalid streams', () => {
+    const kinds = new Set(vectors.map((v) => (v.value.hello ? 'hello' : v.value.kind)));
+    assert.deepEqual([...kinds].sort(), [
+      'accept',
+      'confirm',
+      'data',
+      'end',
+      'error',
+      'hello',
+      'offer',
+      'reject',
+    ]);
+    assert.ok(invalid.length >= 4);
+  });
+
+  for (const vector of vectors) {
+    test(`${vector.name}: encodes to the documented bytes`, () => {
+      assert.equal(encode(toMessage(vector.value)).toString('hex'), vector.bytes.toString('hex'));
+    });
+
+    test(`${vector.name}: parses from the documented bytes however they are split`, () => {
+      const expected = toMessage(vector.value);
+      // A frame only follows a hello, so frames are parsed after one.
+      const stream = expected.kind === 'hello' ? vector.bytes : Buffer.concat([RECEIVER_HELLO, vector.bytes]);
+      for (const chunks of splits(stream)) {
+        const parser = new FrameParser();
+        const messages = chunks.flatMap((chunk) => parser.push(chunk));
+        assert.deepEqual(messages.at(-1), expected);
+        assert.equal(messages.length, expected.kind === 'hello' ? 1 : 2);
+        assert.equal(parser.buffered, 0);
+      }
+    });
+  }
+
+  for (const bad of invalid) {
+    test(`${bad.name}: fails with ${bad.code} however the bytes are split`, () => {
+      for (const chunks of splits(bad.bytes)) {
+        const parser = new FrameParser();
+        const seen: Incoming[] = [];
+        assert.throws(
+          () => {
+            for (const chunk of chunks) seen.push(...parser.push(chunk));
+          },
+          (err: unknown) => err instanceof AckshipError && err.code === bad.code,
+        );
+        assert.ok(
+          seen.every((m) => m.kind === 'hello'),
+          'no frame is emitted from a broken stream',
+        );
+        assert.throws(() => parser.push(Buffer.alloc(0)), /already failed/);
+      }
+    });
+  }
+});
+
+test('xxHash64 vectors of PROTOCOL.md §8', async () => {
+  const { createHasher, hashHex, loadHasher } = await import('../src/hash.js');
+  await loadHasher();
+  const documented = [...doc.matchAll(/`"([^"`]*)"` → `([0-9a-f]{16})`/g)];
+  assert.equal(documented.length, 3);
+  for (const [, input, expected] of documented) {
+    const hasher = createHasher();
+    // Fed in two pieces: streaming must give the one-shot value.
+    const bytes = Buffer.from(input as string);
+    hasher.update(bytes.subarray(0, 2)).update(bytes.subarray(2));
+    assert.equal(hashHex(hasher.digest()), expected);
+  }
+});

@@ -1,0 +1,143 @@
+// Runs the real CLI (bin/run.js) as child processes, as a user would, with per-test temp dirs.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
+
+/** A temp dir removed when the test ends. */
+export async function tempDir(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ackship-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Running {
+  child: ChildProcess;
+  /** Output so far. */
+  readonly stdout: string;
+  readonly stderr: string;
+  exited: Promise<Finished>;
+  /** Resolves when stderr (or stdout) contains `pattern`; rejects if the process exits first. */
+  waitFor(pattern: RegExp, stream?: 'stderr' | 'stdout'): Promise<RegExpMatchArray>;
+}
+
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  stdin?: Buffer | Readable;
+  /** Collect stdout as bytes (for `recv --out -`). */
+  binaryStdout?: boolean;
+}
+
+/** Starts `ackship ARGS`; the child is killed when the test ends. */
+export function ackship(
+  t: TestContext,
+  args: string[],
+  options: SpawnOptions = {},
+): Running & { stdoutBytes(): Buffer } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const out: Buffer[] = [];
+  let stderr = '';
+  const watchers: Array<() => void> = [];
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out.push(chunk);
+    for (const w of watchers) w();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    for (const w of watchers) w();
+  });
+  if (Buffer.isBuffer(options.stdin)) child.stdin?.end(options.stdin);
+  else if (options.stdin) options.stdin.pipe(child.stdin as Writable);
+  else child.stdin?.end();
+  const exited = new Promise<Finished>((resolve) => {
+    child.on('close', (code, signal) =>
+      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr }),
+    );
+  });
+  const running = {
+    child,
+    get stdout() {
+      return Buffer.concat(out).toString();
+    },
+    get stderr() {
+      return stderr;
+    },
+    stdoutBytes: () => Buffer.concat(out),
+    exited,
+    waitFor(pattern: RegExp, stream: 'stderr' | 'stdout' = 'stderr') {
+      return new Promise<RegExpMatchArray>((resolve, reject) => {
+        const check = () => {
+          const match = (stream === 'stderr' ? stderr : Buffer.concat(out).toString()).match(pattern);
+          if (match) {
+            watchers.splice(watchers.indexOf(check), 1);
+            resolve(match);
+          }
+        };
+        watchers.push(check);
+        check();
+        void exited.then((f) =>
+          reject(new Error(`exited (${f.code ?? f.signal}) before ${pattern}: ${f.stderr}`)),
+        );
+      });
+    },
+  };
+  return running;
+}
+
+/** Runs `ackship ARGS` to the end. */
+export function run(t: TestContext, args: string[], options: SpawnOptions = {}): Promise<Finished> {
+  return ackship(t, args, options).exited;
+}
+
+export interface StartedReceiver extends Running {
+  port: number;
+}
+
+/** Starts `ackship recv` on 127.0.0.1 port 0 and waits for its "listening on" line. */
+export async function startReceiver(
+  t: TestContext,
+  args: string[],
+  options: SpawnOptions = {},
+): Promise<StartedReceiver> {
+  const running = ackship(t, ['recv', '--listen', '127.0.0.1:0', ...args], options);
+  const [, port] = await running.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+  return Object.assign(running, { port: Number(port) });
+}
+
+export function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** NDJSON lines of a --json run. */
+export function records(stdout: string): Array<Record<string, unknown>> {
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatBytes, parseSeconds, parseSize } from '../src/cli/units.js';
+import { AckshipError } from '../src/errors.js';
+import { DEFAULT_PORT, formatAddress, parseAddress } from '../src/net-address.js';
+import { retryDelay } from '../src/send/backoff.js';
+
+test('parseAddress takes host, host:port and bracketed IPv6, with the default port', () => {
+  assert.deepEqual(parseAddress('example.org'), { host: 'example.org', port: DEFAULT_PORT });
+  assert.deepEqual(parseAddress('127.0.0.1:9000'), { host: '127.0.0.1', port: 9000 });
+  assert.deepEqual(parseAddress('[::1]:7421'), { host: '::1', port: 7421 });
+  assert.deepEqual(parseAddress('[::1]'), { host: '::1', port: DEFAULT_PORT });
+  assert.deepEqual(parseAddress('127.0.0.1:0', true), { host: '127.0.0.1', port: 0 });
+  assert.equal(formatAddress({ host: '::1', port: 1 }), '[::1]:1');
+});
+
+test('parseAddress refuses what is not HOST[:PORT] with a usage error', () => {
+  for (const bad of ['', '::1', 'host:', 'host:99999', 'host:0', '[::1', 'a:b:c', 'host:port']) {
+    assert.throws(
+      () => parseAddress(bad),
+      (err: unknown) => err instanceof AckshipError && err.code === 'ACK_ERR_USAGE',
+      bad,
+    );
+  }
+});
+
+test('parseSize reads plain bytes and binary and decimal units', () => {
+  assert.equal(parseSize('0'), 0);
+  assert.equal(parseSize('1048576'), 1048576);
+  assert.equal(parseSize('512K'), 512 * 1024);
+  assert.equal(parseSize('10MiB'), 10 * 1024 ** 2);
+  assert.equal(parseSize('2GB'), 2e9);
+  assert.equal(parseSize('1.5g'), 1.5 * 1024 ** 3);
+  for (const bad of ['', '-1', '10Q', 'ten', '1e3']) assert.throws(() => parseSize(bad), /not a size/);
+  assert.throws(() => parseSize('9999999T'), /too large/);
+});
+
+test('parseSeconds takes positive numbers only', () => {
+  assert.equal(parseSeconds('0.5'), 0.5);
+  for (const bad of ['0', '-1', '', 'soon', 'Infinity']) assert.throws(() => parseSeconds(bad));
+});
+
+test('formatBytes', () => {
+  assert.equal(formatBytes(1), '1 B');
+  assert.equal(formatBytes(1536), '1.5 KiB');
+  assert.equal(formatBytes(1024 ** 3), '1.0 GiB');
+});
+
+test('retry delays grow exponentially, are capped, and jitter within the upper half', () => {
+  const policy = { retries: 8, baseDelayMs: 500, maxDelayMs: 5000 };
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6].map((n) => retryDelay(policy, n, () => 1)),
+    [500, 1000, 2000, 4000, 5000, 5000],
+  );
+  assert.equal(
+    retryDelay(policy, 1, () => 0),
+    250,
+  );
+});

@@ -11,7 +11,7 @@ export const EXIT_STATUS_HELP = `EXIT STATUS\n${EXIT_CODE_HELP.map(([code, text]
 function toAckshipError(err: unknown): AckshipError {
   if (err instanceof AckshipError) return err;
   // oclif's parse and validation errors: a bad flag or argument.
-  if (err instanceof Errors.CLIError) return new UsageError(err.message.split('\n')[0] ?? err.message);
+  if (err instanceof Errors.CLIError) return new UsageError(err.message.replace(/\s+/g, ' ').trim());
   return new AckshipError(`internal error: ${err instanceof Error ? err.message : String(err)}`);
 }
 

@@ -150,6 +150,7 @@ export class Session {
     }
     for (const message of messages) {
       if (message.kind === 'hello') this.#report.handshook = true;
+      if (message.kind === Kind.Offer) this.#report.offered++;
       await this.#run(this.#machine.receive(message));
       if (this.#over) return;
     }
@@ -162,7 +163,6 @@ export class Session {
           this.#send(action.frame);
           break;
         case 'open': {
-          this.#report.offered++;
           const { offer } = action;
           const { decision, writer } = await this.#store.open(offer);
           if (writer !== undefined) {

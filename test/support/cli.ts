@@ -1,7 +1,5 @@
 // Runs the real CLI (bin/run.js) as child processes, as a user would, with per-test temp dirs.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +29,7 @@ export interface Running {
   readonly stdout: string;
   readonly stderr: string;
   exited: Promise<Finished>;
+  stdoutBytes(): Buffer;
   /** Resolves when stderr (or stdout) contains `pattern`; rejects if the process exits first. */
   waitFor(pattern: RegExp, stream?: 'stderr' | 'stdout'): Promise<RegExpMatchArray>;
 }
@@ -38,8 +37,6 @@ export interface Running {
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   stdin?: Buffer | Readable;
-  /** Collect stdout as bytes (for `recv --out -`). */
-  binaryStdout?: boolean;
 }
 
 /** Starts `ackship ARGS`; the child is killed when the test ends. */
@@ -122,16 +119,6 @@ export async function startReceiver(
   const running = ackship(t, ['recv', '--listen', '127.0.0.1:0', ...args], options);
   const [, port] = await running.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
   return Object.assign(running, { port: Number(port) });
-}
-
-export function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** NDJSON lines of a --json run. */

@@ -1,0 +1,197 @@
+// Every documented exit status, produced as a user would meet it, with and without --json:
+// the status, one "ackship: ..." line on stderr, and under --json an error record on stdout.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
+import { describe, type TestContext, test } from 'node:test';
+import { ExitCode } from '../src/errors.js';
+import { ackship, type Finished, records, run, startReceiver, tempDir } from './support/cli.js';
+import { writeRandom } from './support/files.js';
+import { FaultProxy } from './support/proxy.js';
+
+/** A port on 127.0.0.1 with nothing listening (bound, then closed). */
+async function deadPort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A TCP server that answers like a web server: not ackship. */
+async function httpLikeServer(t: TestContext): Promise<number> {
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+  }).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  return (server.address() as AddressInfo).port;
+}
+
+function assertFailure(result: Finished, code: number, json: boolean, reason: RegExp): void {
+  assert.equal(result.code, code, `exit status; stderr: ${result.stderr}`);
+  const lines = result.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('ackship: '));
+  assert.ok(lines.length >= 1, `a reason on stderr: ${result.stderr}`);
+  assert.match(lines.at(-1) as string, reason);
+  if (json) {
+    const errors = records(result.stdout).filter((r) => r.exitCode !== undefined);
+    assert.ok(errors.length >= 1, `a record with the exit status on stdout: ${result.stdout}`);
+    assert.equal(errors.at(-1)?.exitCode, code);
+  }
+}
+
+interface Scenario {
+  name: string;
+  code: number;
+  reason: RegExp;
+  run(t: TestContext, dir: string, json: string[]): Promise<Finished>;
+}
+
+const env = (dir: string) => ({ env: { ACKSHIP_STATE_DIR: join(dir, 'state') } });
+
+const scenarios: Scenario[] = [
+  {
+    name: 'usage: no target',
+    code: ExitCode.Usage,
+    reason: /missing required arg|target/i,
+    run: (t, dir, json) => run(t, ['send', ...json], env(dir)),
+  },
+  {
+    name: 'usage: unknown flag',
+    code: ExitCode.Usage,
+    reason: /nonexistent flag|unknown flag/i,
+    run: (t, dir, json) => run(t, ['recv', '--bogus', ...json], env(dir)),
+  },
+  {
+    name: 'usage: bad port',
+    code: ExitCode.Usage,
+    reason: /port 99999/,
+    run: (t, dir, json) => run(t, ['send', '127.0.0.1:99999', '-', ...json], env(dir)),
+  },
+  {
+    name: 'usage: a directory',
+    code: ExitCode.Usage,
+    reason: /is a directory/,
+    run: (t, dir, json) => run(t, ['send', '127.0.0.1:1', dir, ...json], env(dir)),
+  },
+  {
+    name: 'no input: a missing file',
+    code: ExitCode.NoInput,
+    reason: /cannot read .*missing: no such file/,
+    run: (t, dir, json) => run(t, ['send', '127.0.0.1:1', join(dir, 'missing'), ...json], env(dir)),
+  },
+  {
+    name: 'rejected: the name exists on the receiver',
+    code: ExitCode.Rejected,
+    reason: /rejected taken\.txt: taken\.txt exists/,
+    async run(t, dir, json) {
+      await mkdir(join(dir, 'out'));
+      await writeFile(join(dir, 'out', 'taken.txt'), 'first');
+      await writeFile(join(dir, 'taken.txt'), 'second');
+      const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
+      return run(t, ['send', `127.0.0.1:${receiver.port}`, join(dir, 'taken.txt'), ...json], env(dir));
+    },
+  },
+  {
+    name: 'unconfirmed: nothing listens',
+    code: ExitCode.Unconfirmed,
+    reason: /not confirmed after 2 attempts: .*ECONNREFUSED.*run the same send again/,
+    async run(t, dir, json) {
+      await writeFile(join(dir, 'f'), 'x');
+      const port = await deadPort();
+      return run(
+        t,
+        ['send', `127.0.0.1:${port}`, join(dir, 'f'), '--retries', '1', '--retry-delay', '0.05', ...json],
+        env(dir),
+      );
+    },
+  },
+  {
+    name: 'protocol: the peer is not ackship',
+    code: ExitCode.Protocol,
+    reason: /peer does not speak ackship \(it sent "HTTP"\)/,
+    async run(t, dir, json) {
+      await writeFile(join(dir, 'f'), 'x');
+      const port = await httpLikeServer(t);
+      return run(t, ['send', `127.0.0.1:${port}`, join(dir, 'f'), ...json], env(dir));
+    },
+  },
+  {
+    name: 'partial: one item confirmed, one rejected',
+    code: ExitCode.Partial,
+    reason: /1 of 2 items confirmed/,
+    async run(t, dir, json) {
+      await mkdir(join(dir, 'out'));
+      await writeFile(join(dir, 'out', 'b'), 'there already');
+      await writeFile(join(dir, 'a'), 'new');
+      await writeFile(join(dir, 'b'), 'clash');
+      const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
+      return run(
+        t,
+        ['send', `127.0.0.1:${receiver.port}`, join(dir, 'a'), join(dir, 'b'), ...json],
+        env(dir),
+      );
+    },
+  },
+  {
+    name: 'interrupted: SIGINT in the middle of a transfer',
+    code: ExitCode.Interrupted,
+    reason: /interrupted by SIGINT/,
+    async run(t, dir, json) {
+      await writeRandom(join(dir, 'big'), 8 * 1024 * 1024);
+      const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
+      const proxy = await FaultProxy.start(t, { target: receiver.port, rate: 2 * 1024 * 1024 });
+      const sender = ackship(t, ['send', `127.0.0.1:${proxy.port}`, join(dir, 'big'), ...json], env(dir));
+      await proxy.waitForwarded(1024 * 1024);
+      sender.child.kill('SIGINT');
+      return sender.exited;
+    },
+  },
+];
+
+describe('exit statuses', () => {
+  for (const scenario of scenarios) {
+    for (const json of [false, true]) {
+      test(`${scenario.name} → ${scenario.code}${json ? ' (--json)' : ''}`, async (t) => {
+        const dir = await tempDir(t);
+        const result = await scenario.run(t, dir, json ? ['--json'] : []);
+        assertFailure(result, scenario.code, json, scenario.reason);
+      });
+    }
+  }
+
+  test("recv --once exits 65 when its sender's only item was rejected", async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(join(dir, 'f'), 'x');
+    const receiver = await startReceiver(t, ['--out', join(dir, 'out'), '--once', '--max-size', '0']);
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, join(dir, 'f')], env(dir));
+    assert.equal(sent.code, ExitCode.Rejected);
+    assert.match(sent.stderr, /exceeds the receiver's limit of 0 bytes/);
+    assertFailure(await receiver.exited, ExitCode.Rejected, false, /0 of 1 items confirmed, 1 rejected/);
+  });
+
+  test('recv exits 130 on SIGINT and 143 on SIGTERM', async (t) => {
+    const dir = await tempDir(t);
+    for (const [signal, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
+      const receiver = await startReceiver(t, ['--out', dir, '--json']);
+      receiver.child.kill(signal);
+      assertFailure(await receiver.exited, code, true, new RegExp(`interrupted by ${signal}`));
+    }
+  });
+
+  test('--help lists the exit statuses', async (t) => {
+    const help = await run(t, ['send', '--help']);
+    assert.equal(help.code, 0);
+    for (const code of Object.values(ExitCode))
+      assert.match(help.stdout, new RegExp(`^\\s+${code}\\s+\\S`, 'm'));
+  });
+});

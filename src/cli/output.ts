@@ -2,6 +2,7 @@
 // notes and failures go to stderr, one line each, with names made safe to print.
 import type { Writable } from 'node:stream';
 import type { AckshipError } from '../errors.js';
+import { escapeControls } from '../protocol/names.js';
 
 export interface OutputOptions {
   json: boolean;
@@ -49,7 +50,7 @@ export class Output {
   }
 }
 
-/** Messages end up in logs line by line: keep each to one. */
+/** Messages end up in logs line by line: keep each to one, with no raw control characters (a peer's text may carry terminal escapes). */
 export function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, '; ').trim();
+  return escapeControls(text.replace(/\s*\n\s*/g, '; ').trim());
 }

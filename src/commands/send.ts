@@ -129,10 +129,11 @@ function report(output: Output, outcome: ItemOutcome): void {
     output.failure(outcome.error, { ...base, status: 'failed' });
     return;
   }
-  const { hash, attempts, bytesSent } = outcome.delivery;
+  const { hash, attempts, bytesSent, resumedFrom } = outcome.delivery;
   output.record(
-    { ...base, status: 'confirmed', hash: hashHex(hash), attempts, bytesSent },
+    { ...base, status: 'confirmed', hash: hashHex(hash), attempts, bytesSent, resumedFrom },
     `confirmed ${name} (${formatBytes(source.size)}, xxh64 ${hashHex(hash)}) in ${seconds.toFixed(2)} s` +
-      (attempts > 1 ? ` after ${attempts} attempts` : ''),
+      (attempts > 1 ? ` after ${attempts} attempts` : '') +
+      (resumedFrom > 0 ? `, resumed at ${formatBytes(resumedFrom)}` : ''),
   );
 }

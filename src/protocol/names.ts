@@ -43,12 +43,15 @@ export function checkName(raw: Buffer): NameCheck {
   return { ok: true, name, parts };
 }
 
+/** Text made safe for a terminal: controls (never raw escapes) shown as \\uXXXX. */
+export function escapeControls(text: string): string {
+  return text.replace(/./gsu, (c) =>
+    isControl(c.charCodeAt(0)) ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c,
+  );
+}
+
 /** A name made safe to print on a terminal: quotes, backslashes and controls shown as escapes. */
 export function printableName(raw: Buffer | string): string {
   const text = typeof raw === 'string' ? raw : raw.toString('utf8');
-  return JSON.stringify(text)
-    .slice(1, -1)
-    .replace(/./gu, (c) =>
-      isControl(c.charCodeAt(0)) ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c,
-    );
+  return escapeControls(JSON.stringify(text).slice(1, -1));
 }

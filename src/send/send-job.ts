@@ -2,7 +2,6 @@
 // reported as it is known, and the run's verdict derived from all of them.
 import { randomBytes } from 'node:crypto';
 import { AckshipError, InputError, PartialError, RejectedError } from '../errors.js';
-import { formatAddress } from '../net-address.js';
 import { TRANSFER_ID_LEN } from '../protocol/constants.js';
 import { type Delivery, Sender, type SenderOptions, type TransferEvents } from './sender.js';
 import type { Source } from './sources.js';
@@ -41,8 +40,7 @@ export async function sendJob(
   const outcomes: ItemOutcome[] = [];
   try {
     for (const source of sources) {
-      const key =
-        source.identity && JSON.stringify([formatAddress(options.address), source.identity, source.name]);
+      const key = source.identity && JSON.stringify([source.identity, source.name]);
       const id = key ? await ids.idFor(key) : randomBytes(TRANSFER_ID_LEN);
       const started = performance.now();
       reporter.started?.(source);

@@ -14,6 +14,7 @@ import { createHasher, type Hasher, hashFilePrefix } from '../hash.js';
 import type { Address } from '../net-address.js';
 import type { Frame } from '../protocol/codec.js';
 import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js';
+import { printableName } from '../protocol/names.js';
 import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
 import { Channel } from './channel.js';
@@ -30,8 +31,10 @@ export interface SenderOptions {
 export interface Delivery {
   hash: bigint;
   attempts: number;
-  /** Payload bytes put on the wire over all attempts: less than the size after a resume. */
+  /** Payload bytes put on the wire over all attempts. */
   bytesSent: number;
+  /** Where the last attempt started: the receiver's durable offset when it resumed, else 0. */
+  resumedFrom: number;
 }
 
 export interface TransferEvents {
@@ -40,6 +43,8 @@ export interface TransferEvents {
   /** Attempt `attempt` failed with `error`; the next starts after `delayMs`. */
   retry?(attempt: number, error: Error, delayMs: number): void;
 }
+
+type Tally = Pick<Delivery, 'bytesSent' | 'resumedFrom'>;
 
 function isRetryable(err: unknown): boolean {
   return err instanceof TransientError || (err instanceof PeerError && err.retryable);
@@ -57,11 +62,11 @@ export class Sender {
   /** Resolves once the receiver confirmed `source` under `id`; rejects with a typed error otherwise. */
   async deliver(source: Source, id: Buffer, events: TransferEvents = {}): Promise<Delivery> {
     const { retry, signal } = this.#options;
-    const tally = { bytesSent: 0 };
+    const tally: Tally = { bytesSent: 0, resumedFrom: 0 };
     for (let attempt = 1; ; attempt++) {
       try {
         const hash = await this.#attempt(source, id, tally, events);
-        return { hash, attempts: attempt, bytesSent: tally.bytesSent };
+        return { hash, attempts: attempt, ...tally };
       } catch (err) {
         this.#dropChannel();
         if (signal.aborted) throw signal.reason;
@@ -88,7 +93,7 @@ export class Sender {
     this.#channel = undefined;
   }
 
-  async #attempt(source: Source, id: Buffer, tally: { bytesSent: number }, events: TransferEvents) {
+  async #attempt(source: Source, id: Buffer, tally: Tally, events: TransferEvents) {
     const { address, timeoutMs, signal } = this.#options;
     this.#channel ??= await Channel.open(address, timeoutMs, signal);
     const channel = this.#channel;
@@ -103,10 +108,13 @@ export class Sender {
       if (answer.type === 'confirmed-earlier') return await checkEarlier(file, source, answer.hash);
       if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after OFFER`);
       const { start, hasher } = await resumePoint(file, answer.offset, answer.prefixHash);
-      events.progress?.(start, source.size);
+      tally.resumedFrom = start;
+      let held = start;
+      events.progress?.(held, source.size);
       await streamData(channel, item, file, source, start, hasher, (sent) => {
         tally.bytesSent += sent;
-        events.progress?.(start + tally.bytesSent, source.size);
+        held += sent;
+        events.progress?.(held, source.size);
       });
       await assertUnchanged(file, source);
       await channel.send(item.end(hasher.digest()));
@@ -128,7 +136,7 @@ async function nextFrame(channel: Channel): Promise<Frame> {
 /** A refusal ends the item: for good, or (a failed checksum or disk) as a retryable failure. */
 function settle(event: SenderEvent, source: Source): Exclude<SenderEvent, { type: 'rejected' }> {
   if (event.type !== 'rejected') return event;
-  const reason = `receiver rejected ${source.name}: ${event.reason}`;
+  const reason = `receiver rejected ${printableName(source.name)}: ${event.reason}`;
   if (isRetryableReject(event.code)) throw new TransientError(reason);
   throw new RejectedError(reason, event.code);
 }

@@ -21,7 +21,7 @@ export class TransferIds {
   }
 
   /**
-   * The id for an item identified by `key` (receiver, file identity, size, mtime): the one a
+   * The id for an item identified by `key` (file identity, size, mtime, name): the one a
    * previous run left pending, or a new random one, recorded before it is ever offered.
    */
   async idFor(key: string): Promise<Buffer> {

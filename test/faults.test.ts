@@ -1,0 +1,245 @@
+// The promise under real faults: a receiver that starts late, dies mid-transfer, loses a
+// confirmation, or a peer that speaks something else; and names that must never escape DIR.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ExitCode } from '../src/errors.js';
+import { encodeHello } from '../src/protocol/codec.js';
+import { Role } from '../src/protocol/constants.js';
+import { ackship, records, run, startReceiver, tempDir } from './support/cli.js';
+import { sha256File, writeRandom } from './support/files.js';
+import { FaultProxy } from './support/proxy.js';
+
+const fastRetries = ['--retries', '30', '--retry-delay', '0.05'];
+
+/** Every file under `dir`, recursively, as relative paths (the receiver's state included). */
+async function tree(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true });
+  return entries.map(String).sort();
+}
+
+describe('faults', () => {
+  test('a receiver started after the sender: the sender retries and succeeds', async (t) => {
+    const dir = await tempDir(t);
+    await writeRandom(join(dir, 'f'), 100_000);
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const sender = ackship(t, ['send', `127.0.0.1:${port}`, join(dir, 'f'), ...fastRetries, '--json'], {
+      env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+    });
+    await sender.waitFor(/attempt 1 failed: .*ECONNREFUSED/);
+    const receiver = ackship(t, [
+      'recv',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--out',
+      join(dir, 'out'),
+      '--once',
+    ]);
+    const sent = await sender.exited;
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.ok((records(sent.stdout)[0]?.attempts as number) > 1);
+    assert.equal((await receiver.exited).code, 0);
+    assert.equal(await sha256File(join(dir, 'out', 'f')), await sha256File(join(dir, 'f')));
+  });
+
+  test('receiver killed with SIGKILL mid-item and restarted: the sender resumes and the file is identical', async (t) => {
+    const dir = await tempDir(t);
+    const size = 24 * 1024 * 1024;
+    const out = join(dir, 'out');
+    await writeRandom(join(dir, 'big'), size);
+    const first = await startReceiver(t, ['--out', out]);
+    // 8 MiB/s: the kill lands in the middle, not after the last byte.
+    const proxy = await FaultProxy.start(t, { target: first.port, rate: 8 * 1024 * 1024 });
+    const sender = ackship(
+      t,
+      ['send', `127.0.0.1:${proxy.port}`, join(dir, 'big'), ...fastRetries, '--json'],
+      {
+        env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+      },
+    );
+    await proxy.waitForwarded(size / 3);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    assert.deepEqual(
+      await readdir(out).then((names) => names.filter((n) => n !== '.ackship')),
+      [],
+      'nothing under the final name',
+    );
+    const [part] = await readdir(join(out, '.ackship', 'parts'));
+    assert.ok(part !== undefined, 'the partial is kept for resume');
+    const second = await startReceiver(t, ['--out', out, '--json']);
+    proxy.retarget(second.port);
+    const sent = await sender.exited;
+    assert.equal(sent.code, 0, sent.stderr);
+    const [record] = records(sent.stdout);
+    assert.ok((record?.attempts as number) >= 2);
+    // The last attempt continued from what the killed receiver had made durable.
+    const resumedFrom = record?.resumedFrom as number;
+    assert.ok(resumedFrom > 0 && resumedFrom < size, `resumed from ${resumedFrom} of ${size}`);
+    assert.ok((record?.bytesSent as number) < 2 * size - resumedFrom + 1);
+    assert.equal(await sha256File(join(out, 'big')), await sha256File(join(dir, 'big')));
+    assert.deepEqual(await readdir(join(out, '.ackship', 'parts')), []);
+    second.child.kill('SIGTERM');
+    await second.exited;
+  });
+
+  test('a lost confirmation, across a receiver restart and a second run, yields one file', async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    const env = { env: { ACKSHIP_STATE_DIR: join(dir, 'state') } };
+    await writeRandom(join(dir, 'once.bin'), 300_000);
+    const first = await startReceiver(t, ['--out', out]);
+    // Forward the receiver's hello (8 bytes) and ACCEPT (25), then cut: the CONFIRM never arrives.
+    const proxy = await FaultProxy.start(t, { target: first.port, cutReplyAfter: 33 });
+    const lost = await run(
+      t,
+      ['send', `127.0.0.1:${proxy.port}`, join(dir, 'once.bin'), '--retries', '0'],
+      env,
+    );
+    assert.equal(lost.code, ExitCode.Unconfirmed, lost.stderr);
+    await first.waitFor(/confirmed once\.bin/, 'stdout');
+    first.child.kill('SIGTERM');
+    await first.exited;
+
+    const second = await startReceiver(t, ['--out', out, '--json', '--once']);
+    const retried = await run(t, ['send', `127.0.0.1:${second.port}`, join(dir, 'once.bin'), '--json'], env);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.equal(records(retried.stdout)[0]?.bytesSent, 0, 'no data flows for an item confirmed before');
+    assert.equal((await second.exited).code, 0);
+    assert.equal(records(second.stdout).find((r) => r.event === 'confirmed')?.again, true);
+    assert.deepEqual(
+      (await tree(out)).filter((p) => !p.startsWith('.ackship')),
+      ['once.bin'],
+    );
+    assert.equal(await sha256File(join(out, 'once.bin')), await sha256File(join(dir, 'once.bin')));
+  });
+
+  test('a lost confirmation within one run: the retry is confirmed again, one file', async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    await writeRandom(join(dir, 'f'), 50_000);
+    const receiver = await startReceiver(t, ['--out', out, '--json']);
+    const proxy = await FaultProxy.start(t, { target: receiver.port, cutReplyAfter: 33 });
+    const sent = await run(t, ['send', `127.0.0.1:${proxy.port}`, join(dir, 'f'), ...fastRetries], {
+      env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    const confirmations = records(receiver.stdout).filter((r) => r.event === 'confirmed');
+    assert.deepEqual(
+      confirmations.map((r) => r.again),
+      [false, true],
+    );
+    assert.deepEqual(
+      (await tree(out)).filter((p) => !p.startsWith('.ackship')),
+      ['f'],
+    );
+  });
+});
+
+describe('peers that do not speak ackship', () => {
+  test('a client that sends HTTP gets an answer at once; the receiver says why and keeps serving', async (t) => {
+    const dir = await tempDir(t);
+    const receiver = await startReceiver(t, ['--out', dir]);
+    const socket = connect({ host: '127.0.0.1', port: receiver.port });
+    const reply: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => reply.push(chunk));
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(socket, 'close');
+    const bytes = Buffer.concat(reply);
+    assert.equal(bytes.subarray(0, 4).toString(), 'ACKS', 'the receiver introduced itself');
+    assert.match(bytes.subarray(8).toString('latin1'), /peer does not speak ackship/);
+    await receiver.waitFor(
+      /ackship: 127\.0\.0\.1:\d+: peer does not speak ackship \(it sent "G\?\?\?"\)|peer does not speak ackship/,
+    );
+    await writeFile(join(dir, 'after'), 'still serving');
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, join(dir, 'after'), '--name', 'ok'], {
+      env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+  });
+
+  test('a sender of another protocol version is refused on both sides', async (t) => {
+    const dir = await tempDir(t);
+    const receiver = await startReceiver(t, ['--out', dir]);
+    const socket = connect({ host: '127.0.0.1', port: receiver.port });
+    socket.write(encodeHello({ minVersion: 2, maxVersion: 3, role: Role.Sender }));
+    const reply: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => reply.push(chunk));
+    await once(socket, 'close');
+    assert.equal(Buffer.concat(reply).readUInt8(5), 1, 'the receiver told its versions');
+    await receiver.waitFor(/peer speaks protocol versions 2-3, we speak 1-1/);
+  });
+
+  test('a receiver of another version: send exits 76 and says which versions', async (t) => {
+    const dir = await tempDir(t);
+    const server = createServer((s) => {
+      s.on('error', () => {});
+      s.end(encodeHello({ minVersion: 9, maxVersion: 9, role: Role.Receiver }));
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => server.close());
+    await writeFile(join(dir, 'f'), 'x');
+    const sent = await run(
+      t,
+      ['send', `127.0.0.1:${(server.address() as AddressInfo).port}`, join(dir, 'f')],
+      {
+        env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+      },
+    );
+    assert.equal(sent.code, ExitCode.Protocol);
+    assert.match(sent.stderr, /^ackship: peer speaks protocol versions 9-9, we speak 1-1$/m);
+  });
+});
+
+describe('names that must not escape DIR', () => {
+  const bad = [
+    '../x',
+    'a/../../x',
+    '/etc/x',
+    'C:\\x',
+    'a\\..\\x',
+    '.',
+    'a//b',
+    '.ackship/confirmed.jsonl',
+    'esc\x1b[31m',
+    'planted/x',
+    'existing-dir',
+  ];
+
+  test('each is rejected with exit 65 and a reason, and nothing appears outside DIR', async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    const outside = join(dir, 'outside');
+    await mkdir(join(out, 'existing-dir'), { recursive: true });
+    await mkdir(outside);
+    await symlink(outside, join(out, 'planted'));
+    await writeFile(join(dir, 'payload'), 'should never land');
+    const before = await tree(dir);
+    const receiver = await startReceiver(t, ['--out', out]);
+    for (const name of bad) {
+      const sent = await run(
+        t,
+        ['send', `127.0.0.1:${receiver.port}`, join(dir, 'payload'), '--name', name],
+        {
+          env: { ACKSHIP_STATE_DIR: join(dir, '..', `${dir.split('/').at(-1)}-state`) },
+        },
+      );
+      assert.equal(sent.code, ExitCode.Rejected, `${JSON.stringify(name)}: ${sent.stderr}`);
+      assert.match(sent.stderr, /^ackship: receiver rejected .+: .+$/m);
+      assert.ok(!sent.stderr.includes('\u001b'), 'no raw escape reaches the terminal');
+    }
+    assert.ok(!receiver.stderr.includes('\u001b'));
+    const after = (await tree(dir)).filter((p) => !p.startsWith('out/.ackship'));
+    assert.deepEqual(
+      after,
+      before.filter((p) => !p.startsWith('out/.ackship')),
+    );
+    assert.deepEqual(await readdir(outside), []);
+  });
+});

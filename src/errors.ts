@@ -23,12 +23,15 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 export const EXIT_CODE_HELP: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.Ok, 'every item was confirmed: checked, durable, under its final name'],
   [ExitCode.Internal, 'internal error (a bug: please report it)'],
-  [ExitCode.Usage, 'usage error: bad flags or arguments'],
   [ExitCode.Partial, 'some items were confirmed and others were not'],
+  [ExitCode.Usage, 'usage error: bad flags or arguments (nothing was sent)'],
   [ExitCode.Rejected, 'the receiver rejected an item (bad name, exists, too large, no space)'],
-  [ExitCode.NoInput, 'a local input is missing or unreadable'],
+  [ExitCode.NoInput, 'a local input is missing or unreadable (nothing was sent)'],
   [ExitCode.LocalIo, 'local I/O error (cannot write the output directory, spool, or stdout)'],
-  [ExitCode.Unconfirmed, 'not confirmed after all retries (unreachable, timed out); re-running resumes'],
+  [
+    ExitCode.Unconfirmed,
+    'not confirmed after all retries (unreachable, timed out); run the same send again to resume',
+  ],
   [ExitCode.Protocol, 'the peer does not speak ackship, speaks another version, or broke the protocol'],
   [ExitCode.Interrupted, 'interrupted by SIGINT (Ctrl-C)'],
   [ExitCode.Terminated, 'terminated by SIGTERM'],

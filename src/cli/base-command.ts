@@ -6,7 +6,7 @@ import { AckshipError, EXIT_CODE_HELP, InterruptedError, UsageError } from '../e
 import { Output } from './output.js';
 
 /** The exit-status table, for the end of every command's --help. */
-export const EXIT_STATUS_HELP = `EXIT STATUS\n${EXIT_CODE_HELP.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`).join('\n')}`;
+export const EXIT_STATUS_HELP = `EXIT STATUS\n${EXIT_CODE_HELP.map(([code, text]) => `${String(code).padEnd(5)}${text}`).join('\n')}`;
 
 function toAckshipError(err: unknown): AckshipError {
   if (err instanceof AckshipError) return err;

@@ -66,6 +66,9 @@ ${EXIT_STATUS_HELP}`;
 
   static override strict = false;
 
+  static override usage =
+    '<%= command.id %> HOST[:PORT] PATH...|- [--name NAME] [--timeout SECS] [--retries N] [--retry-delay SECS] [--json] [--quiet]';
+
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
   async run(): Promise<void> {
@@ -124,7 +127,13 @@ ${EXIT_STATUS_HELP}`;
 function report(output: Output, outcome: ItemOutcome): void {
   const { source, seconds } = outcome;
   const name = printableName(source.name);
-  const base = { event: 'item', name: source.name, path: source.label, bytes: source.size, seconds };
+  const base = {
+    event: 'item',
+    name: source.name,
+    path: source.label,
+    bytes: source.size,
+    seconds: Math.round(seconds * 1000) / 1000,
+  };
   if (outcome.status === 'failed') {
     output.failure(outcome.error, { ...base, status: 'failed' });
     return;

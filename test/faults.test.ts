@@ -89,6 +89,33 @@ describe('faults', () => {
     await second.exited;
   });
 
+  test('receiver stopped with SIGTERM mid-item: it tells the sender, keeps the partial, and the sender resumes', async (t) => {
+    const dir = await tempDir(t);
+    const size = 16 * 1024 * 1024;
+    const out = join(dir, 'out');
+    await writeRandom(join(dir, 'big'), size);
+    const first = await startReceiver(t, ['--out', out]);
+    const proxy = await FaultProxy.start(t, { target: first.port, rate: 8 * 1024 * 1024 });
+    const sender = ackship(
+      t,
+      ['send', `127.0.0.1:${proxy.port}`, join(dir, 'big'), ...fastRetries, '--json'],
+      {
+        env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+      },
+    );
+    await proxy.waitForwarded(size / 4);
+    first.child.kill('SIGTERM');
+    assert.equal((await first.exited).code, ExitCode.Terminated);
+    await sender.waitFor(/receiver ended the session: receiver is shutting down/);
+    const second = await startReceiver(t, ['--out', out, '--once']);
+    proxy.retarget(second.port);
+    const sent = await sender.exited;
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.ok((records(sent.stdout)[0]?.resumedFrom as number) > 0, 'resumed from the durable partial');
+    assert.equal((await second.exited).code, 0);
+    assert.equal(await sha256File(join(out, 'big')), await sha256File(join(dir, 'big')));
+  });
+
   test('a lost confirmation, across a receiver restart and a second run, yields one file', async (t) => {
     const dir = await tempDir(t);
     const out = join(dir, 'out');

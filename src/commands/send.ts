@@ -87,7 +87,7 @@ ${EXIT_STATUS_HELP}`;
     const address = parseAddress(args.target);
     const signal = this.interrupted.signal;
     const [resolved] = await Promise.all([
-      resolveSources(paths, flags.name, process.stdin, signal),
+      resolveSources(paths, flags.name, () => process.stdin, signal),
       loadHasher(),
     ]);
     const progress = createProgress(!flags.quiet && !flags.json);

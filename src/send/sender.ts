@@ -188,20 +188,30 @@ async function streamData(
       const end = at + chunk.length;
       next = end < source.size ? readChunk(file, end, source.size) : undefined;
       hasher.update(chunk);
-      await channel.send({ kind: Kind.Data, slot: item.slot, offset: at, payload: chunk });
+      try {
+        await channel.send({ kind: Kind.Data, slot: item.slot, offset: at, payload: chunk });
+      } catch (err) {
+        // The connection died: if the receiver said why first (REJECT, ERROR), that is the reason.
+        throwIfAnswered(channel, item, source);
+        throw err;
+      }
       sent(chunk.length);
       at = end;
       // The receiver may refuse mid-stream (its disk filled up): stop sending at once.
-      const early = channel.poll();
-      if (early !== undefined) {
-        if (early.kind === 'hello') throw new ProtocolError('receiver sent a second hello');
-        settle(item.receive(early), source);
-        throw new ProtocolError(`unexpected frame kind ${early.kind} while sending data`);
-      }
+      throwIfAnswered(channel, item, source);
     }
   } finally {
     await next?.catch(() => {});
   }
+}
+
+/** Mid-stream, any frame from the receiver ends the item: a REJECT or an ERROR, or a violation. */
+function throwIfAnswered(channel: Channel, item: SenderItem, source: Source): void {
+  const early = channel.poll();
+  if (early === undefined) return;
+  if (early.kind === 'hello') throw new ProtocolError('receiver sent a second hello');
+  settle(item.receive(early), source);
+  throw new ProtocolError(`unexpected frame kind ${early.kind} while sending data`);
 }
 
 async function assertUnchanged(file: FileHandle, source: Source): Promise<void> {

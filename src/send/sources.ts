@@ -42,11 +42,14 @@ async function spool(input: Readable, dir: string, signal: AbortSignal): Promise
   return path;
 }
 
-/** Resolves paths (`-` is stdin) into sources; `name` overrides the name of a single item. */
+/**
+ * Resolves paths (`-` is stdin) into sources; `name` overrides the name of a single item.
+ * `stdin` is a getter so that the stream is only created when it is read.
+ */
 export async function resolveSources(
   paths: string[],
   name: string | undefined,
-  stdin: Readable,
+  stdin: () => Readable,
   signal: AbortSignal,
 ): Promise<ResolvedSources> {
   if (paths.length === 0) throw new UsageError('nothing to send: give a PATH, or - for stdin');
@@ -61,7 +64,7 @@ export async function resolveSources(
     for (const label of paths) {
       if (label === '-') {
         spoolDir = await mkdtemp(join(tmpdir(), 'ackship-spool-'));
-        const path = await spool(stdin, spoolDir, signal);
+        const path = await spool(stdin(), spoolDir, signal);
         const { size } = await stat(path);
         sources.push({ label, path, name: name ?? 'stdin', size });
         continue;

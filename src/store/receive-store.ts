@@ -1,8 +1,8 @@
 // The receiver's durable state inside DIR/.ackship (PROTOCOL.md §7): partial files named by
 // transfer id, kept for resume, and the journal of confirmed ids.
 
-import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open, statfs, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, mkdir, open, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
@@ -149,19 +149,23 @@ export class ReceiveStore {
       if (confirmed !== undefined) return { decision: await this.#confirmAgain(confirmed, offer, path) };
       await this.#takeOver(id);
       await this.placement.check(offer);
-      const file = await open(path, 'a+', 0o600).then(async (f) => {
-        // 'a+' creates without truncating; reopen for positional writes.
-        await f.close();
-        return open(path, 'r+');
-      });
-      let held = (await file.stat()).size;
-      if (held > offer.size) {
-        await file.truncate(0);
-        held = 0;
+      // Read-write, created if new, never truncated: what it holds is the resume offset.
+      const file = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      let held: number;
+      let hasher: Hasher;
+      try {
+        held = (await file.stat()).size;
+        if (held > offer.size) {
+          await file.truncate(0);
+          held = 0;
+        }
+        await this.#checkSpace(offer.size - held);
+        hasher = createHasher();
+        await hashFilePrefix(file, held, hasher);
+      } catch (err) {
+        await file.close();
+        throw err;
       }
-      await this.#checkSpace(offer.size - held, file);
-      const hasher = createHasher();
-      await hashFilePrefix(file, held, hasher);
       const writer = new PartWriter(this, offer, path, file, hasher);
       this.#active.set(id, writer);
       return { decision: { type: 'accept', offset: held, prefixHash: hasher.digest() }, writer };
@@ -199,12 +203,11 @@ export class ReceiveStore {
     await previous.abandon();
   }
 
-  async #checkSpace(needed: number, file: FileHandle): Promise<void> {
+  async #checkSpace(needed: number): Promise<void> {
     if (needed <= 0) return;
     const fs = await statfs(this.#partsDir);
     const free = fs.bavail * fs.bsize;
     if (needed > free) {
-      await file.close();
       throw new PlacementRefused(
         RejectCode.NoSpace,
         `no space: ${needed} bytes needed, ${free} free on the receiver`,

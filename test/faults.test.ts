@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { encodeHello } from '../src/protocol/codec.js';
-import { Role } from '../src/protocol/constants.js';
+import { MAX_VERSION, Role } from '../src/protocol/constants.js';
 import { ackship, records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
 import { FaultProxy } from './support/proxy.js';
@@ -195,12 +195,12 @@ describe('peers that do not speak ackship', () => {
     const dir = await tempDir(t);
     const receiver = await startReceiver(t, ['--out', dir]);
     const socket = connect({ host: '127.0.0.1', port: receiver.port });
-    socket.write(encodeHello({ minVersion: 2, maxVersion: 3, role: Role.Sender }));
+    socket.write(encodeHello({ minVersion: 3, maxVersion: 4, role: Role.Sender }));
     const reply: Buffer[] = [];
     socket.on('data', (chunk: Buffer) => reply.push(chunk));
     await once(socket, 'close');
-    assert.equal(Buffer.concat(reply).readUInt8(5), 1, 'the receiver told its versions');
-    await receiver.waitFor(/peer speaks protocol versions 2-3, we speak 1-1/);
+    assert.equal(Buffer.concat(reply).readUInt8(5), MAX_VERSION, 'the receiver told its versions');
+    await receiver.waitFor(/peer speaks protocol versions 3-4, we speak 1-2/);
   });
 
   test('a receiver of another version: send exits 76 and says which versions', async (t) => {
@@ -220,7 +220,7 @@ describe('peers that do not speak ackship', () => {
       },
     );
     assert.equal(sent.code, ExitCode.Protocol);
-    assert.match(sent.stderr, /^ackship: peer speaks protocol versions 9-9, we speak 1-1$/m);
+    assert.match(sent.stderr, /^ackship: peer speaks protocol versions 9-9, we speak 1-2$/m);
   });
 });
 

@@ -23,7 +23,7 @@ const data = (offset: number, payload: string): Frame => ({
 });
 
 function receiver(maxSize = 100) {
-  const machine = new ReceiverMachine({ maxSize, maxOpenItems: 1 });
+  const machine = new ReceiverMachine({ maxSize });
   assert.deepEqual(machine.receive(hello), []);
   return machine;
 }
@@ -62,15 +62,15 @@ describe('receiver machine', () => {
   });
 
   test('a frame before the hello is unexpected', () => {
-    const machine = new ReceiverMachine({ maxSize: 10, maxOpenItems: 1 });
+    const machine = new ReceiverMachine({ maxSize: 10 });
     assert.equal(failure(machine.receive(offer(1))).wireCode, ErrorCode.Unexpected);
   });
 
   test('a hello of another version fails without an ERROR (the peer decides the same on its own)', () => {
-    const machine = new ReceiverMachine({ maxSize: 10, maxOpenItems: 1 });
+    const machine = new ReceiverMachine({ maxSize: 10 });
     const actions = machine.receive({
       kind: 'hello',
-      hello: { minVersion: 2, maxVersion: 3, role: Role.Sender },
+      hello: { minVersion: 3, maxVersion: 4, role: Role.Sender },
     });
     assert.deepEqual(
       actions.map((a) => a.type === 'fail' && [a.error.code, a.notify]),

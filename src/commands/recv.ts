@@ -125,7 +125,7 @@ ${EXIT_STATUS_HELP}`;
       {
         listen,
         store,
-        limits: { maxSize: flags['max-size'] ?? Number.MAX_SAFE_INTEGER, maxOpenItems: 1 },
+        limits: { maxSize: flags['max-size'] ?? Number.MAX_SAFE_INTEGER },
         idleTimeoutMs: flags['idle-timeout'] * 1000,
         graceMs: 5000,
       },

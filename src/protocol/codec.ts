@@ -16,6 +16,7 @@ import {
   OfferFlag,
   REJECT_FIXED_LEN,
   type Role,
+  SESSION_LEN,
   TRANSFER_ID_LEN,
 } from './constants.js';
 
@@ -34,6 +35,8 @@ export interface OfferFrame {
   mode?: number;
   /** Modification time in milliseconds since the epoch, where the sender knows it. */
   mtimeMs?: number;
+  /** v2: an empty directory rather than a file (§4.1). */
+  directory?: boolean;
   /** Raw UTF-8 bytes: the receiver validates them (§5) before it decodes them. */
   name: Buffer;
 }
@@ -72,7 +75,19 @@ export interface ErrorFrame {
   code: number;
   message: string;
 }
-export type Frame = OfferFrame | AcceptFrame | RejectFrame | DataFrame | EndFrame | ConfirmFrame | ErrorFrame;
+export interface SessionFrame {
+  kind: typeof Kind.Session;
+  id: Buffer;
+}
+export type Frame =
+  | OfferFrame
+  | AcceptFrame
+  | RejectFrame
+  | DataFrame
+  | EndFrame
+  | ConfirmFrame
+  | ErrorFrame
+  | SessionFrame;
 
 /** §2: the 8 bytes each side sends first. */
 export function encodeHello(hello: Hello): Buffer {
@@ -115,7 +130,8 @@ export function encodeFrame(frame: Frame): Buffer[] {
       o = buf.writeBigUInt64BE(BigInt(frame.size), o);
       const flags =
         (frame.mode !== undefined ? OfferFlag.HasMode : 0) |
-        (frame.mtimeMs !== undefined ? OfferFlag.HasMtime : 0);
+        (frame.mtimeMs !== undefined ? OfferFlag.HasMtime : 0) |
+        (frame.directory ? OfferFlag.Directory : 0);
       o = buf.writeUInt8(flags, o);
       o = buf.writeUInt32BE(frame.mode ?? 0, o);
       buf.writeBigInt64BE(BigInt(Math.trunc(frame.mtimeMs ?? 0)), o);
@@ -148,6 +164,11 @@ export function encodeFrame(frame: Frame): Buffer[] {
       let o = buf.writeUInt32BE(frame.slot, at);
       o += frame.id.copy(buf, o);
       buf.writeBigUInt64BE(frame.hash, buf.writeBigUInt64BE(BigInt(frame.size), o));
+      return [buf];
+    }
+    case Kind.Session: {
+      const { buf, at } = header(Kind.Session, SESSION_LEN, SESSION_LEN);
+      frame.id.copy(buf, at);
       return [buf];
     }
     case Kind.Error: {
@@ -195,6 +216,11 @@ export function decodeBody(kind: number, body: Buffer): Frame {
       };
       if (flags & OfferFlag.HasMode) frame.mode = body.readUInt32BE(29);
       if (flags & OfferFlag.HasMtime) frame.mtimeMs = Number(body.readBigInt64BE(33));
+      if (flags & OfferFlag.Directory) frame.directory = true;
+      if (flags & ~(OfferFlag.HasMode | OfferFlag.HasMtime | OfferFlag.Directory)) {
+        throw malformed(`OFFER has unknown flags 0x${flags.toString(16).padStart(2, '0')}`);
+      }
+      if (frame.directory && frame.size !== 0) throw malformed('a directory OFFER must declare size 0');
       return frame;
     }
     case Kind.Accept:
@@ -240,6 +266,9 @@ export function decodeBody(kind: number, body: Buffer): Frame {
         code: body.readUInt16BE(0),
         message: utf8.decode(body.subarray(ERROR_FIXED_LEN)),
       };
+    case Kind.Session:
+      expectLength('SESSION', body, SESSION_LEN);
+      return { kind: Kind.Session, id: Buffer.from(body) };
     default:
       throw malformed(`unknown frame kind 0x${kind.toString(16).padStart(2, '0')}`);
   }

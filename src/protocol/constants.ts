@@ -5,7 +5,12 @@ export const MAGIC = Buffer.from('ACKS', 'latin1');
 export const HELLO_LEN = 8;
 /** The protocol versions this implementation speaks (§2). */
 export const MIN_VERSION = 1;
-export const MAX_VERSION = 1;
+export const MAX_VERSION = 2;
+
+/** §6: items one connection may have open at once: offered and not yet confirmed or rejected. */
+export function maxOpenItems(version: number): number {
+  return version >= 2 ? 64 : 1;
+}
 
 /** §2: which end of the connection a hello comes from. */
 export const Role = {
@@ -26,6 +31,7 @@ export const Kind = {
   End: 0x05, // S→R: all payload sent; the xxHash64 of all of it
   Confirm: 0x06, // R→S: verified, durable, placed; echoes id, size, hash
   Error: 0x07, // either way: the session is over, with a code and a message
+  Session: 0x08, // S→R, v2: the sender's run this connection belongs to
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -44,6 +50,7 @@ export const DATA_FIXED_LEN = 4 + 8;
 export const END_LEN = 4 + 8;
 export const CONFIRM_LEN = 4 + TRANSFER_ID_LEN + 8 + 8;
 export const ERROR_FIXED_LEN = 2;
+export const SESSION_LEN = 16;
 
 /**
  * §3: the largest body each kind may declare. A parser refuses a larger declared length as
@@ -57,12 +64,15 @@ export const MAX_BODY_LEN: Readonly<Record<Kind, number>> = {
   [Kind.End]: END_LEN,
   [Kind.Confirm]: CONFIRM_LEN,
   [Kind.Error]: ERROR_FIXED_LEN + MAX_TEXT_LEN,
+  [Kind.Session]: SESSION_LEN,
 };
 
 /** §4.1: OFFER flag bits. */
 export const OfferFlag = {
   HasMode: 0x01,
   HasMtime: 0x02,
+  /** v2: the item is an (empty) directory; its size is 0. */
+  Directory: 0x04,
 } as const;
 
 /** §4.3: why a receiver refuses an item. `retryable` codes may succeed on a later attempt. */

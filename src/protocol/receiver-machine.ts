@@ -2,7 +2,7 @@
 // results in, actions out. It enforces the session rules; a driver does the I/O.
 import { type AckshipError, type HandshakeError, LocalIoError, PeerError, ProtocolError } from '../errors.js';
 import type { Frame, Hello, OfferFrame } from './codec.js';
-import { ErrorCode, Kind, RejectCode, Role } from './constants.js';
+import { ErrorCode, Kind, maxOpenItems, RejectCode, Role } from './constants.js';
 import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
 import { checkName } from './names.js';
@@ -10,8 +10,6 @@ import { checkName } from './names.js';
 export interface ReceiverLimits {
   /** Largest declared size accepted, in bytes. */
   maxSize: number;
-  /** Most items one connection may have open at once. */
-  maxOpenItems: number;
 }
 
 /** An offer whose name passed §5, handed to the store. */
@@ -23,6 +21,8 @@ export interface ValidOffer {
   parts: string[];
   mode?: number;
   mtimeMs?: number;
+  /** v2: an empty directory to create, with no data. */
+  directory: boolean;
 }
 
 /** What the store says of an offer. */
@@ -42,6 +42,8 @@ export type ReceiverAction =
   | { type: 'write'; slot: number; offset: number; payload: Buffer; truncate: boolean }
   | { type: 'commit'; slot: number; hash: bigint }
   | { type: 'rejected'; slot: number; name: string; reason: string }
+  /** v2: the connection belongs to this sender run (§4.8). */
+  | { type: 'session'; id: Buffer }
   /** The session is over: tell the peer why when `notify`, then close. */
   | { type: 'fail'; error: AckshipError; notify: boolean };
 
@@ -54,6 +56,7 @@ export class ReceiverMachine {
   readonly #limits: ReceiverLimits;
   readonly #items = new Map<number, Item>();
   #version: number | undefined;
+  #sessionAllowed = true;
   #failed = false;
 
   constructor(limits: ReceiverLimits) {
@@ -89,7 +92,17 @@ export class ReceiverMachine {
     if (this.#version === undefined) return this.#violation('frame before hello', ErrorCode.Unexpected);
     switch (message.kind) {
       case Kind.Offer:
+        this.#sessionAllowed = false;
         return this.#offer(message);
+      case Kind.Session:
+        if (this.#version < 2 || !this.#sessionAllowed) {
+          return this.#violation(
+            'SESSION is allowed once, before any OFFER, from version 2',
+            ErrorCode.Unexpected,
+          );
+        }
+        this.#sessionAllowed = false;
+        return [{ type: 'session', id: message.id }];
       case Kind.Data:
         return this.#data(message.slot, message.offset, message.payload);
       case Kind.End:
@@ -158,11 +171,11 @@ export class ReceiverMachine {
   #offer(frame: OfferFrame): ReceiverAction[] {
     const { slot } = frame;
     if (this.#items.has(slot)) return this.#violation(`slot ${slot} is already in use`, ErrorCode.Unexpected);
-    if (this.#items.size >= this.#limits.maxOpenItems) {
-      return this.#violation(
-        `more than ${this.#limits.maxOpenItems} items open at once`,
-        ErrorCode.Unexpected,
-      );
+    const limit = maxOpenItems(this.#version ?? 1);
+    if (this.#items.size >= limit)
+      return this.#violation(`more than ${limit} items open at once`, ErrorCode.Unexpected);
+    if (frame.directory && (this.#version ?? 1) < 2) {
+      return this.#violation('directory items need protocol version 2', ErrorCode.Unexpected);
     }
     const check = checkName(frame.name);
     if (!check.ok) return this.#reject(slot, frame.name.toString('utf8'), RejectCode.BadName, check.reason);
@@ -174,7 +187,14 @@ export class ReceiverMachine {
         `declared size ${frame.size} exceeds the receiver's limit of ${this.#limits.maxSize} bytes`,
       );
     }
-    const offer: ValidOffer = { slot, id: frame.id, size: frame.size, name: check.name, parts: check.parts };
+    const offer: ValidOffer = {
+      slot,
+      id: frame.id,
+      size: frame.size,
+      name: check.name,
+      parts: check.parts,
+      directory: frame.directory === true,
+    };
     if (frame.mode !== undefined) offer.mode = frame.mode;
     if (frame.mtimeMs !== undefined) offer.mtimeMs = frame.mtimeMs;
     this.#items.set(slot, { phase: 'deciding', offer });

@@ -6,8 +6,13 @@ import { type AckshipError, ProtocolError, TransientError } from '../errors.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
 import { ErrorCode, Kind, RejectCode } from '../protocol/constants.js';
 import { FrameParser } from '../protocol/frame-parser.js';
-import { type ReceiverAction, type ReceiverLimits, ReceiverMachine } from '../protocol/receiver-machine.js';
-import type { PartWriter, ReceiveStore } from '../store/receive-store.js';
+import {
+  type ReceiverAction,
+  type ReceiverLimits,
+  ReceiverMachine,
+  type ValidOffer,
+} from '../protocol/receiver-machine.js';
+import type { ItemWriter, ReceiveStore } from '../store/receive-store.js';
 
 export interface ItemReport {
   peer: string;
@@ -20,10 +25,14 @@ export interface ItemReport {
 
 export interface SessionReport {
   peer: string;
+  /** The sender run this connection belongs to (v2 SESSION), as hex. */
+  session?: string;
   /** The peer sent a valid hello: it speaks ackship. */
   handshook: boolean;
   offered: number;
   confirmed: number;
+  /** Bytes of the items confirmed. */
+  bytes: number;
   rejected: number;
   /** Why the session ended, when it did not end cleanly. */
   error?: AckshipError;
@@ -46,9 +55,12 @@ export class Session {
   readonly #peer: string;
   readonly #machine: ReceiverMachine;
   readonly #parser = new FrameParser();
-  readonly #writers = new Map<number, PartWriter>();
+  readonly #writers = new Map<number, ItemWriter>();
   readonly #report: SessionReport;
+  /** Frames are handled strictly in order, one chunk at a time. */
   #chain: Promise<void> = Promise.resolve();
+  /** Opens and commits run beside the chain, so that many items commit at once (group commit). */
+  readonly #background = new Set<Promise<void>>();
   #busy = false;
   #over = false;
   readonly ended: Promise<SessionReport>;
@@ -65,22 +77,24 @@ export class Session {
     this.#events = events;
     this.#peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#machine = new ReceiverMachine(limits);
-    this.#report = { peer: this.#peer, handshook: false, offered: 0, confirmed: 0, rejected: 0 };
+    this.#report = { peer: this.#peer, handshook: false, offered: 0, confirmed: 0, bytes: 0, rejected: 0 };
     this.ended = new Promise((resolve) => {
       socket.once('close', () => {
         this.#over = true;
-        this.#chain.finally(async () => {
-          await this.#abandonWriters();
-          resolve(this.#report);
-        });
+        void this.#chain
+          .then(() => this.#settled())
+          .then(async () => {
+            await this.#abandonWriters();
+            resolve(this.#report);
+          });
       });
     });
     socket.setNoDelay(true);
     socket.setTimeout(idleTimeoutMs, () => {
       // A peer that never closes its side after ours is dropped now.
       if (this.#over) return socket.destroy();
-      // Verifying and placing a large item may take a while; the sender is rightly silent then.
-      if (this.#busy) return socket.setTimeout(idleTimeoutMs);
+      // Verifying and placing items may take a while; the sender is rightly silent then.
+      if (this.#busy || this.#background.size > 0) return socket.setTimeout(idleTimeoutMs);
       this.#enqueue(() =>
         this.#run(
           this.#machine.abort(new ProtocolError(`no bytes for ${idleTimeoutMs / 1000} s`, ErrorCode.Timeout)),
@@ -91,19 +105,27 @@ export class Session {
       socket.pause();
       this.#enqueue(() => this.#handle(chunk));
     });
-    // The peer's FIN: finish what it sent (a commit may still owe it a CONFIRM), then close.
-    socket.on('end', () => this.#enqueue(async () => this.#close()));
+    // The peer's FIN: finish what it sent (commits may still owe it CONFIRMs), then close.
+    socket.on('end', () =>
+      this.#enqueue(async () => {
+        await this.#settled();
+        this.#close();
+      }),
+    );
     socket.on('error', (err) => {
       this.#report.error ??= new TransientError(`connection from ${this.#peer} failed: ${err.message}`);
     });
     socket.write(encodeHello(ReceiverMachine.hello()));
   }
 
-  /** Stops the session for a shutdown: a commit under way finishes, the rest stays resumable. */
+  /** Stops the session for a shutdown: commits under way finish, the rest stays resumable. */
   shutdown(): Promise<SessionReport> {
-    this.#enqueue(() =>
-      this.#run(this.#machine.abort(new ProtocolError('receiver is shutting down', ErrorCode.ShuttingDown))),
-    );
+    this.#enqueue(async () => {
+      await this.#settled();
+      await this.#run(
+        this.#machine.abort(new ProtocolError('receiver is shutting down', ErrorCode.ShuttingDown)),
+      );
+    });
     this.#over = true;
     return this.ended;
   }
@@ -127,17 +149,31 @@ export class Session {
       try {
         await task();
       } catch (err) {
-        // A bug, not the peer's fault: end the session rather than the receiver.
-        this.#report.error ??= new ProtocolError(
-          `internal error: ${(err as Error).message}`,
-          ErrorCode.Internal,
-        );
-        this.#socket.destroy();
+        this.#internalError(err);
       } finally {
         this.#busy = false;
         if (!this.#over && !this.#socket.destroyed) this.#socket.resume();
       }
     });
+  }
+
+  /** Runs `task` beside the chain; the session does not end before it settles. */
+  #inBackground(task: Promise<void>): void {
+    const tracked = task
+      .catch((err) => this.#internalError(err))
+      .finally(() => this.#background.delete(tracked));
+    this.#background.add(tracked);
+  }
+
+  /** Waits until no open or commit is under way. */
+  async #settled(): Promise<void> {
+    while (this.#background.size > 0) await Promise.all(this.#background);
+  }
+
+  /** A bug, not the peer's fault: end the session rather than the receiver. */
+  #internalError(err: unknown): void {
+    this.#report.error ??= new ProtocolError(`internal error: ${(err as Error).message}`, ErrorCode.Internal);
+    this.#socket.destroy();
   }
 
   async #handle(chunk: Buffer): Promise<void> {
@@ -162,19 +198,11 @@ export class Session {
         case 'send':
           this.#send(action.frame);
           break;
-        case 'open': {
-          const { offer } = action;
-          const { decision, writer } = await this.#store.open(offer);
-          if (writer !== undefined) {
-            writer.onTakeover = () => this.#takenOver();
-            this.#writers.set(offer.slot, writer);
-          }
-          if (decision.type === 'confirmed') this.#confirmed(offer.name, decision.size, decision.hash, true);
-          await this.#run(this.#machine.decided(offer.slot, decision));
+        case 'open':
+          this.#inBackground(this.#open(action.offer));
           break;
-        }
         case 'write': {
-          const writer = this.#writers.get(action.slot) as PartWriter;
+          const writer = this.#writers.get(action.slot) as ItemWriter;
           try {
             await writer.write(action.offset, action.payload, action.truncate);
           } catch (err) {
@@ -185,14 +213,12 @@ export class Session {
           }
           break;
         }
-        case 'commit': {
-          const writer = this.#writers.get(action.slot) as PartWriter;
-          this.#writers.delete(action.slot);
-          const outcome = await writer.commit(action.hash);
-          if (outcome.type === 'confirmed') this.#confirmed(writer.name, writer.size, outcome.hash, false);
-          await this.#run(this.#machine.committed(action.slot, outcome));
+        case 'commit':
+          this.#inBackground(this.#commit(action.slot, action.hash));
           break;
-        }
+        case 'session':
+          this.#report.session = action.id.toString('hex');
+          break;
         case 'rejected':
           this.#report.rejected++;
           this.#events.rejected({ peer: this.#peer, name: action.name, reason: action.reason });
@@ -210,8 +236,27 @@ export class Session {
     }
   }
 
+  async #open(offer: ValidOffer): Promise<void> {
+    const { decision, writer } = await this.#store.open(offer);
+    if (writer !== undefined) {
+      writer.onTakeover = () => this.#takenOver();
+      this.#writers.set(offer.slot, writer);
+    }
+    if (decision.type === 'confirmed') this.#confirmed(offer.name, decision.size, decision.hash, true);
+    await this.#run(this.#machine.decided(offer.slot, decision));
+  }
+
+  async #commit(slot: number, hash: bigint): Promise<void> {
+    const writer = this.#writers.get(slot) as ItemWriter;
+    this.#writers.delete(slot);
+    const outcome = await writer.commit(hash);
+    if (outcome.type === 'confirmed') this.#confirmed(writer.name, writer.size, outcome.hash, false);
+    await this.#run(this.#machine.committed(slot, outcome));
+  }
+
   #confirmed(name: string, size: number, hash: bigint, again: boolean): void {
     this.#report.confirmed++;
+    this.#report.bytes += size;
     this.#events.confirmed({ peer: this.#peer, name, size, hash, again });
   }
 

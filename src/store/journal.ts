@@ -4,6 +4,7 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import { open, readFile } from 'node:fs/promises';
+import { GroupCommit } from './group-commit.js';
 
 export interface ConfirmedRecord {
   id: string;
@@ -26,7 +27,11 @@ function parseRecord(line: string): ConfirmedRecord | undefined {
 export class ConfirmedJournal {
   readonly #records: Map<string, ConfirmedRecord>;
   readonly #file: FileHandle;
-  #tail: Promise<void> = Promise.resolve();
+  /** Lines waiting for the next group write. */
+  #pending: ConfirmedRecord[] = [];
+  /** A failed write may have left a torn line: the next one starts on a fresh line. */
+  #torn = false;
+  readonly #flush = new GroupCommit(() => this.#writePending());
 
   private constructor(records: Map<string, ConfirmedRecord>, file: FileHandle) {
     this.#records = records;
@@ -53,19 +58,31 @@ export class ConfirmedJournal {
     return this.#records.get(id);
   }
 
-  /** Appends and fsyncs; appends are serialised so lines never interleave. */
-  append(record: ConfirmedRecord): Promise<void> {
-    const done = this.#tail.then(async () => {
-      await this.#file.write(`${JSON.stringify(record)}\n`);
-      await this.#file.sync();
-      this.#records.set(record.id, record);
-    });
-    this.#tail = done.catch(() => {});
-    return done;
+  /** Resolves once `record` is written and fsynced, together with the others appended meanwhile. */
+  async append(record: ConfirmedRecord): Promise<void> {
+    this.#pending.push(record);
+    await this.#flush.run();
   }
 
   async close(): Promise<void> {
-    await this.#tail;
+    await this.#flush.run().catch(() => {});
     await this.#file.close();
+  }
+
+  /** One write and one fsync for every line appended since the last run. */
+  async #writePending(): Promise<void> {
+    const batch = this.#pending;
+    this.#pending = [];
+    if (batch.length === 0) return;
+    const text = batch.map((r) => `${JSON.stringify(r)}\n`).join('');
+    try {
+      await this.#file.write(this.#torn ? `\n${text}` : text);
+      await this.#file.sync();
+      this.#torn = false;
+    } catch (err) {
+      this.#torn = true;
+      throw err;
+    }
+    for (const record of batch) this.#records.set(record.id, record);
   }
 }

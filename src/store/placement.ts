@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RejectCode } from '../protocol/constants.js';
 import type { ValidOffer } from '../protocol/receiver-machine.js';
+import { GroupCommit } from './group-commit.js';
 
 export class PlacementRefused extends Error {
   constructor(
@@ -17,11 +18,16 @@ export class PlacementRefused extends Error {
   }
 }
 
+/** What placement needs to know of an item. */
+export type PlacedItem = Pick<ValidOffer, 'name' | 'parts' | 'directory' | 'mode'>;
+
 export interface Placement {
   /** Refuses, before any data flows, an item that could never be placed. */
-  check(offer: Pick<ValidOffer, 'name' | 'parts'>): Promise<void>;
+  check(item: PlacedItem): Promise<void>;
   /** Makes a verified, fsynced part visible; idempotent, so a crash between steps can be finished later. */
-  place(partPath: string, offer: Pick<ValidOffer, 'name' | 'parts'>): Promise<void>;
+  place(partPath: string, item: PlacedItem): Promise<void>;
+  /** Creates a directory item (v2), durably; idempotent. */
+  makeDirectory(item: PlacedItem): Promise<void>;
 }
 
 function errno(err: unknown): string | undefined {
@@ -41,16 +47,22 @@ async function fsyncDir(path: string): Promise<void> {
 export class DirectoryPlacement implements Placement {
   readonly #root: string;
   readonly #overwrite: boolean;
+  readonly #dirSyncs = new Map<string, GroupCommit>();
 
   constructor(root: string, overwrite: boolean) {
     this.#root = root;
     this.#overwrite = overwrite;
   }
 
-  async check(offer: Pick<ValidOffer, 'name' | 'parts'>): Promise<void> {
+  async check(offer: PlacedItem): Promise<void> {
     await this.#parentDirs(offer.parts, false);
     const target = await lstat(join(this.#root, ...offer.parts)).catch(() => undefined);
-    if (target?.isDirectory()) throw new PlacementRefused(RejectCode.BadName, `${offer.name} is a directory`);
+    if (target?.isDirectory() && !offer.directory) {
+      throw new PlacementRefused(RejectCode.BadName, `${offer.name} is a directory`);
+    }
+    if (target && !target.isDirectory() && offer.directory) {
+      throw new PlacementRefused(RejectCode.BadName, `${offer.name} exists and is not a directory`);
+    }
     if (target && !this.#overwrite) {
       throw new PlacementRefused(
         RejectCode.Exists,
@@ -59,7 +71,15 @@ export class DirectoryPlacement implements Placement {
     }
   }
 
-  async place(partPath: string, offer: Pick<ValidOffer, 'name' | 'parts'>): Promise<void> {
+  async makeDirectory(offer: PlacedItem): Promise<void> {
+    const parent = await this.#parentDirs(offer.parts, true);
+    await mkdir(join(this.#root, ...offer.parts), { mode: (offer.mode ?? 0o755) & 0o777 }).catch((err) => {
+      if (errno(err) !== 'EEXIST') throw err; // an earlier run made it
+    });
+    await this.#syncDir(parent);
+  }
+
+  async place(partPath: string, offer: PlacedItem): Promise<void> {
     const parent = await this.#parentDirs(offer.parts, true);
     const target = join(this.#root, ...offer.parts);
     if (this.#overwrite) {
@@ -83,7 +103,21 @@ export class DirectoryPlacement implements Placement {
         if (errno(err) !== 'ENOENT') throw err;
       });
     }
-    await fsyncDir(parent);
+    await this.#syncDir(parent);
+  }
+
+  /** fsync of a directory, shared by the items placed in it at about the same time. */
+  async #syncDir(path: string): Promise<void> {
+    let group = this.#dirSyncs.get(path);
+    if (group === undefined) {
+      group = new GroupCommit(() => fsyncDir(path));
+      this.#dirSyncs.set(path, group);
+    }
+    try {
+      await group.run();
+    } finally {
+      if (group.idle) this.#dirSyncs.delete(path);
+    }
   }
 
   /**
@@ -101,7 +135,7 @@ export class DirectoryPlacement implements Placement {
         await mkdir(next, { mode: 0o755 }).catch((err) => {
           if (errno(err) !== 'EEXIST') throw err;
         });
-        await fsyncDir(dir);
+        await this.#syncDir(dir);
         const made = await lstat(next);
         if (!made.isDirectory()) throw new PlacementRefused(RejectCode.BadName, `${part} is not a directory`);
       } else if (st.isSymbolicLink()) {
@@ -127,9 +161,15 @@ export class StdoutPlacement implements Placement {
     this.#out = out;
   }
 
-  async check(): Promise<void> {
+  async check(item: PlacedItem): Promise<void> {
+    if (item.directory)
+      throw new PlacementRefused(RejectCode.BadName, 'a directory cannot be written to stdout');
     if (this.#used)
       throw new PlacementRefused(RejectCode.Exists, 'the receiver writes one item to stdout and has it');
+  }
+
+  async makeDirectory(item: PlacedItem): Promise<void> {
+    await this.check(item);
   }
 
   async place(partPath: string): Promise<void> {

@@ -8,6 +8,7 @@ import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
 import { STATE_DIR_NAME } from '../protocol/names.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
+import { Semaphore } from './group-commit.js';
 import { ConfirmedJournal, type ConfirmedRecord } from './journal.js';
 import { type Placement, PlacementRefused } from './placement.js';
 
@@ -15,8 +16,75 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Where an accepted item's data goes until it is committed. */
+export interface ItemWriter {
+  readonly name: string;
+  readonly size: number;
+  /** Called when another connection takes this transfer id over. */
+  onTakeover: () => void;
+  write(offset: number, payload: Buffer, truncate: boolean): Promise<void>;
+  /** §7: verify, make durable, journal, place; only a 'confirmed' outcome may be confirmed. */
+  commit(expected: bigint): Promise<CommitOutcome>;
+  /** The connection is gone: keep what is durable for a resume. */
+  abandon(): Promise<void>;
+}
+
+/** A v2 directory item: no data; committed by journalling it and creating the directory. */
+class DirectoryWriter implements ItemWriter {
+  readonly #store: ReceiveStore;
+  readonly #offer: ValidOffer;
+  onTakeover: () => void = () => {};
+
+  constructor(store: ReceiveStore, offer: ValidOffer) {
+    this.#store = store;
+    this.#offer = offer;
+  }
+
+  get name(): string {
+    return this.#offer.name;
+  }
+
+  get size(): number {
+    return 0;
+  }
+
+  async write(): Promise<void> {
+    throw new Error('a directory item carries no data');
+  }
+
+  async commit(expected: bigint): Promise<CommitOutcome> {
+    const empty = createHasher().digest();
+    if (expected !== empty) {
+      return {
+        type: 'reject',
+        code: RejectCode.Checksum,
+        reason: 'a directory item must end with the hash of nothing',
+      };
+    }
+    try {
+      await this.#store.journal.append(journalRecord(this.#offer, empty));
+      await this.#store.placement.makeDirectory(this.#offer);
+      return { type: 'confirmed', hash: empty };
+    } catch (err) {
+      if (err instanceof PlacementRefused)
+        return { type: 'reject', code: err.rejectCode, reason: err.message };
+      return {
+        type: 'reject',
+        code: RejectCode.ReceiverIo,
+        reason: `receiver could not create the directory: ${message(err)}`,
+      };
+    }
+  }
+
+  async abandon(): Promise<void> {}
+}
+
+function journalRecord(offer: ValidOffer, hash: bigint): ConfirmedRecord {
+  return { id: offer.id.toString('hex'), size: offer.size, hash: hashHex(hash), name: offer.name };
+}
+
 /** An accepted item's partial file, written at increasing offsets and hashed as it grows. */
-export class PartWriter {
+export class PartWriter implements ItemWriter {
   readonly #store: ReceiveStore;
   readonly #offer: ValidOffer;
   readonly #path: string;
@@ -75,13 +143,7 @@ export class PartWriter {
       if (mtimeMs !== undefined) await this.#file.utimes(new Date(), new Date(mtimeMs));
       await this.#file.sync();
       await this.#release(false);
-      const record: ConfirmedRecord = {
-        id: this.#offer.id.toString('hex'),
-        size: this.#offer.size,
-        hash: hashHex(hash),
-        name: this.#offer.name,
-      };
-      await this.#store.journal.append(record);
+      await this.#store.journal.append(journalRecord(this.#offer, hash));
       await this.#store.placement.place(this.#path, this.#offer);
       return { type: 'confirmed', hash };
     } catch (err) {
@@ -106,24 +168,28 @@ export class PartWriter {
 
   #release(sync: boolean): Promise<void> {
     this.#closed ??= (async () => {
-      this.#store.released(this.#offer.id, this);
       try {
         if (sync) await this.#file.sync();
       } finally {
         await this.#file.close();
+        this.#store.released(this.#offer.id, this);
       }
     })().catch(() => {});
     return this.#closed;
   }
 }
 
-export type OpenResult = { decision: OfferDecision; writer?: PartWriter };
+export type OpenResult = { decision: OfferDecision; writer?: ItemWriter };
+
+/** Partial files open at once, over all connections: bounds the receiver's file descriptors. */
+const MAX_OPEN_PARTS = 256;
 
 export class ReceiveStore {
   readonly journal: ConfirmedJournal;
   readonly placement: Placement;
   readonly #partsDir: string;
   readonly #active = new Map<string, PartWriter>();
+  readonly #openParts = new Semaphore(MAX_OPEN_PARTS);
 
   private constructor(journal: ConfirmedJournal, placement: Placement, partsDir: string) {
     this.journal = journal;
@@ -149,8 +215,19 @@ export class ReceiveStore {
       if (confirmed !== undefined) return { decision: await this.#confirmAgain(confirmed, offer, path) };
       await this.#takeOver(id);
       await this.placement.check(offer);
-      // Read-write, created if new, never truncated: what it holds is the resume offset.
-      const file = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      if (offer.directory) {
+        const writer = new DirectoryWriter(this, offer);
+        return { decision: { type: 'accept', offset: 0, prefixHash: createHasher().digest() }, writer };
+      }
+      await this.#openParts.acquire();
+      let file: FileHandle;
+      try {
+        // Read-write, created if new, never truncated: what it holds is the resume offset.
+        file = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      } catch (err) {
+        this.#openParts.release();
+        throw err;
+      }
       let held: number;
       let hasher: Hasher;
       try {
@@ -164,6 +241,7 @@ export class ReceiveStore {
         await hashFilePrefix(file, held, hasher);
       } catch (err) {
         await file.close();
+        this.#openParts.release();
         throw err;
       }
       const writer = new PartWriter(this, offer, path, file, hasher);
@@ -191,7 +269,8 @@ export class ReceiveStore {
         reason: 'this transfer id was confirmed earlier for another item',
       };
     }
-    await this.placement.place(path, offer);
+    if (offer.directory) await this.placement.makeDirectory(offer);
+    else await this.placement.place(path, offer);
     return { type: 'confirmed', size: record.size, hash: BigInt(`0x${record.hash}`) };
   }
 
@@ -215,7 +294,9 @@ export class ReceiveStore {
     }
   }
 
+  /** A part's file was closed. */
   released(id: Buffer, writer: PartWriter): void {
+    this.#openParts.release();
     const key = id.toString('hex');
     if (this.#active.get(key) === writer) this.#active.delete(key);
   }

@@ -1,14 +1,18 @@
-// The progress bar of `send`: on stderr, and only for a person watching a terminal.
+// The progress bar of `send`: the whole job (items and bytes), on stderr, and only for a person
+// watching a terminal.
 import cliProgress from 'cli-progress';
 import { formatBytes } from './units.js';
 
 export interface Progress {
-  start(name: string, size: number): void;
-  update(done: number): void;
+  start(items: number, bytes: number): void;
+  /** More payload bytes are on their way. */
+  sent(bytes: number): void;
+  /** One more item settled (confirmed or failed). */
+  settled(): void;
   stop(): void;
 }
 
-const silent: Progress = { start() {}, update() {}, stop() {} };
+const silent: Progress = { start() {}, sent() {}, settled() {}, stop() {} };
 
 /** A bar on stderr when it is a TTY and the user did not ask for --quiet or --json; else nothing. */
 export function createProgress(enabled: boolean, stream: NodeJS.WriteStream = process.stderr): Progress {
@@ -16,21 +20,29 @@ export function createProgress(enabled: boolean, stream: NodeJS.WriteStream = pr
   const bar = new cliProgress.SingleBar(
     {
       stream,
-      format: '{name} [{bar}] {percentage}% {done}/{size} ETA {eta_formatted}',
+      format: '[{bar}] {percentage}% {done}/{size} | {settled}/{items} items | ETA {eta_formatted}',
       hideCursor: true,
       clearOnComplete: true,
       etaBuffer: 50,
     },
     cliProgress.Presets.shades_classic,
   );
-  let size = 0;
+  let total = 0;
+  let done = 0;
+  let settled = 0;
+  const payload = () => ({ done: formatBytes(done), settled });
   return {
-    start(name, total) {
-      size = total;
-      bar.start(Math.max(total, 1), 0, { name, done: formatBytes(0), size: formatBytes(total) });
+    start(items, bytes) {
+      total = Math.max(bytes, 1);
+      bar.start(total, 0, { ...payload(), size: formatBytes(bytes), items });
     },
-    update(done) {
-      bar.update(Math.min(done, Math.max(size, 1)), { done: formatBytes(done) });
+    sent(bytes) {
+      done += bytes;
+      bar.update(Math.min(done, total), payload());
+    },
+    settled() {
+      settled++;
+      bar.update(Math.min(done, total), payload());
     },
     stop() {
       bar.stop();

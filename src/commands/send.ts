@@ -8,7 +8,7 @@ import { PartialError, UsageError } from '../errors.js';
 import { hashHex, loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
 import { printableName } from '../protocol/names.js';
-import { type ItemOutcome, jobError, sendJob } from '../send/send-job.js';
+import { type ItemOutcome, type JobSummary, jobError, sendJob } from '../send/send-job.js';
 import { resolveSources } from '../send/sources.js';
 import { defaultStateDir } from '../send/transfer-ids.js';
 
@@ -43,8 +43,24 @@ ${EXIT_STATUS_HELP}`;
   ];
 
   static override flags = {
+    connections: Flags.integer({
+      default: 1,
+      description: 'TCP connections to spread the items over.',
+      env: 'ACKSHIP_CONNECTIONS',
+      max: 16,
+      min: 1,
+    }),
     name: Flags.string({
-      description: 'Name of the item on the receiver (default: the file name, or "stdin").',
+      description:
+        'Name of the item on the receiver (default: the file name, or "stdin"); with -r, of the top directory.',
+    }),
+    'no-skip': Flags.boolean({
+      description: 'With -r, refuse symlinks and special files instead of skipping them with a warning.',
+      env: 'ACKSHIP_NO_SKIP',
+    }),
+    recursive: Flags.boolean({
+      char: 'r',
+      description: 'Send directories and all they hold ("dir/" sends only what dir holds, like rsync).',
     }),
     retries: Flags.integer({
       default: 8,
@@ -87,34 +103,48 @@ ${EXIT_STATUS_HELP}`;
     const address = parseAddress(args.target);
     const signal = this.interrupted.signal;
     const [resolved] = await Promise.all([
-      resolveSources(paths, flags.name, () => process.stdin, signal),
+      resolveSources(paths, {
+        name: flags.name,
+        recursive: flags.recursive,
+        noSkip: flags['no-skip'],
+        stdin: () => process.stdin,
+        warn: (message) => output.note(`ackship: ${message}`),
+        signal,
+      }),
       loadHasher(),
     ]);
     const progress = createProgress(!flags.quiet && !flags.json);
+    const { sources } = resolved;
+    progress.start(
+      sources.length,
+      sources.reduce((sum, s) => sum + s.size, 0),
+    );
     try {
-      const outcomes = await sendJob(
-        resolved.sources,
+      const { outcomes, summary } = await sendJob(
+        sources,
         {
           address,
+          connections: flags.connections,
           timeoutMs: flags.timeout * 1000,
           retry: { retries: flags.retries, baseDelayMs: flags['retry-delay'] * 1000, maxDelayMs: 5000 },
           signal,
           stateDir: defaultStateDir(process.env),
         },
         {
-          started: (source) => progress.start(printableName(source.name), source.size),
-          progress: (done) => progress.update(done),
-          retry: (attempt, error, delayMs) =>
+          progress: (_, sent) => progress.sent(sent),
+          retry: (source, attempt, error, delayMs) =>
             output.note(
-              `ackship: attempt ${attempt} failed: ${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
+              `ackship: ${printableName(source.name)}: attempt ${attempt} failed: ${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
             ),
           finished: (outcome) => {
-            progress.stop();
+            progress.settled();
             report(output, outcome);
           },
         },
       );
-      const error = jobError(resolved.sources, outcomes);
+      progress.stop();
+      if (sources.length > 1 || flags.json) reportSummary(output, summary);
+      const error = jobError(sources, outcomes);
       // An item's own failure was reported as it happened; a partial run gets its summary line.
       if (error !== undefined) this.exitWith(error, error instanceof PartialError);
     } finally {
@@ -122,6 +152,17 @@ ${EXIT_STATUS_HELP}`;
       await resolved.cleanup();
     }
   }
+}
+
+function reportSummary(output: Output, summary: JobSummary): void {
+  const seconds = Math.round(summary.seconds * 1000) / 1000;
+  const mbPerSecond = Math.round((summary.bytes / 1e6 / Math.max(summary.seconds, 1e-6)) * 10) / 10;
+  output.record(
+    { event: 'summary', ...summary, seconds, mbPerSecond },
+    `${summary.confirmed} of ${summary.items} items confirmed, ${formatBytes(summary.bytes)} in ${seconds.toFixed(2)} s ` +
+      `(${mbPerSecond} MB/s) over ${summary.connections} connection${summary.connections === 1 ? '' : 's'}, ` +
+      `${summary.retries} ${summary.retries === 1 ? 'retry' : 'retries'}`,
+  );
 }
 
 function report(output: Output, outcome: ItemOutcome): void {

@@ -12,6 +12,8 @@ export interface ItemHeader {
   name: string;
   mode?: number;
   mtimeMs?: number;
+  /** v2: an empty directory, size 0. */
+  directory?: boolean;
 }
 
 export type SenderEvent =
@@ -53,6 +55,7 @@ export class SenderItem {
     };
     if (mode !== undefined) frame.mode = mode;
     if (mtimeMs !== undefined) frame.mtimeMs = mtimeMs;
+    if (this.#item.directory) frame.directory = true;
     return frame;
   }
 

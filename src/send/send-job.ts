@@ -1,5 +1,6 @@
-// One `ackship send` run: every source delivered in turn over one session, each outcome
-// reported as it is known, and the run's verdict derived from all of them.
+// One `ackship send` run: every source delivered over one session (by default one connection,
+// many items in flight), each outcome reported as it is known, and the run's verdict and
+// summary derived from all of them.
 import { randomBytes } from 'node:crypto';
 import { AckshipError, InputError, PartialError, RejectedError } from '../errors.js';
 import { TRANSFER_ID_LEN } from '../protocol/constants.js';
@@ -12,12 +13,24 @@ export type ItemOutcome =
   | { status: 'failed'; source: Source; error: AckshipError; seconds: number };
 
 export interface JobReporter extends TransferEvents {
-  started?(source: Source): void;
   finished(outcome: ItemOutcome): void;
 }
 
-export interface SendJobOptions extends SenderOptions {
+export interface SendJobOptions extends Omit<SenderOptions, 'session'> {
   stateDir: string;
+  /** Connections to spread the items over. */
+  connections: number;
+}
+
+export interface JobSummary {
+  items: number;
+  confirmed: number;
+  failed: number;
+  /** Bytes of the confirmed items. */
+  bytes: number;
+  seconds: number;
+  connections: number;
+  retries: number;
 }
 
 /** Failures that concern one item only; anything else (the receiver is gone, Ctrl-C) ends the run. */
@@ -30,38 +43,80 @@ function asAckshipError(err: unknown): AckshipError {
   return new AckshipError(err instanceof Error ? err.message : String(err));
 }
 
+/** Most items one worker pool keeps in flight per connection: the protocol's v2 window. */
+const ITEMS_PER_CONNECTION = 64;
+
 export async function sendJob(
   sources: Source[],
   options: SendJobOptions,
   reporter: JobReporter,
-): Promise<ItemOutcome[]> {
-  const ids = new TransferIds(options.stateDir);
-  const sender = new Sender(options);
+): Promise<{ outcomes: ItemOutcome[]; summary: JobSummary }> {
+  const started = performance.now();
+  const keyOf = (source: Source) => source.identity && JSON.stringify([source.identity, source.name]);
+  const keys = sources.map(keyOf).filter((key): key is string => key !== undefined);
+  const ids = await TransferIds.assign(options.stateDir, keys);
+  const session = randomBytes(TRANSFER_ID_LEN);
+  const lanes = Array.from({ length: options.connections }, () => new Sender({ ...options, session }));
   const outcomes: ItemOutcome[] = [];
-  try {
-    for (const source of sources) {
-      const key = source.identity && JSON.stringify([source.identity, source.name]);
-      const id = key ? await ids.idFor(key) : randomBytes(TRANSFER_ID_LEN);
-      const started = performance.now();
-      reporter.started?.(source);
+  let retries = 0;
+  let next = 0;
+  let stopped = false;
+  const events: JobReporter = {
+    ...reporter,
+    retry(source, attempt, error, delayMs) {
+      retries++;
+      reporter.retry?.(source, attempt, error, delayMs);
+    },
+  };
+
+  async function work(lane: Sender): Promise<void> {
+    while (!stopped && next < sources.length) {
+      const source = sources[next++] as Source;
+      const key = keyOf(source);
+      const id = key ? ids.idFor(key) : randomBytes(TRANSFER_ID_LEN);
+      const itemStarted = performance.now();
       let outcome: ItemOutcome;
       try {
-        const delivery = await sender.deliver(source, id, reporter);
-        outcome = { status: 'confirmed', source, delivery, seconds: (performance.now() - started) / 1000 };
-        if (key) await ids.forget(key);
+        const delivery = await lane.deliver(source, id, events);
+        outcome = {
+          status: 'confirmed',
+          source,
+          delivery,
+          seconds: (performance.now() - itemStarted) / 1000,
+        };
+        if (key) ids.settled(key);
       } catch (err) {
         const error = asAckshipError(err);
-        outcome = { status: 'failed', source, error, seconds: (performance.now() - started) / 1000 };
-        if (key && err instanceof RejectedError) await ids.forget(key);
+        outcome = { status: 'failed', source, error, seconds: (performance.now() - itemStarted) / 1000 };
+        if (key && err instanceof RejectedError) ids.settled(key);
+        if (!concernsOneItem(error)) stopped = true;
       }
       outcomes.push(outcome);
       reporter.finished(outcome);
-      if (outcome.status === 'failed' && !concernsOneItem(outcome.error)) break;
     }
-  } finally {
-    sender.close();
   }
-  return outcomes;
+
+  try {
+    await Promise.all(
+      lanes.flatMap((lane) => Array.from({ length: ITEMS_PER_CONNECTION }, () => work(lane))),
+    );
+  } finally {
+    for (const lane of lanes) lane.close();
+    await ids.close();
+  }
+  const confirmed = outcomes.filter((o) => o.status === 'confirmed');
+  return {
+    outcomes,
+    summary: {
+      items: sources.length,
+      confirmed: confirmed.length,
+      failed: outcomes.length - confirmed.length,
+      bytes: confirmed.reduce((sum, o) => sum + o.source.size, 0),
+      seconds: (performance.now() - started) / 1000,
+      connections: lanes.reduce((sum, lane) => sum + lane.connectionsOpened, 0),
+      retries,
+    },
+  };
 }
 
 /** The run's error: none when all were confirmed, the item's own when none was, else partial. */

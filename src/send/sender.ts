@@ -17,7 +17,7 @@ import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js
 import { printableName } from '../protocol/names.js';
 import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
-import { Channel } from './channel.js';
+import { Connection, type SlotLink } from './connection.js';
 import type { Source } from './sources.js';
 
 export interface SenderOptions {
@@ -26,6 +26,8 @@ export interface SenderOptions {
   timeoutMs: number;
   retry: RetryPolicy;
   signal: AbortSignal;
+  /** The run's id, announced on every connection (§4.8) so the receiver can count per run. */
+  session: Buffer;
 }
 
 export interface Delivery {
@@ -38,10 +40,10 @@ export interface Delivery {
 }
 
 export interface TransferEvents {
-  /** `done` of `size` bytes are with the receiver (sent, not yet confirmed). */
-  progress?(done: number, size: number): void;
-  /** Attempt `attempt` failed with `error`; the next starts after `delayMs`. */
-  retry?(attempt: number, error: Error, delayMs: number): void;
+  /** `sent` more payload bytes of `source` are on their way (not yet confirmed). */
+  progress?(source: Source, sent: number): void;
+  /** An attempt at `source` failed with `error`; the next starts after `delayMs`. */
+  retry?(source: Source, attempt: number, error: Error, delayMs: number): void;
 }
 
 type Tally = Pick<Delivery, 'bytesSent' | 'resumedFrom'>;
@@ -50,10 +52,16 @@ function isRetryable(err: unknown): boolean {
   return err instanceof TransientError || (err instanceof PeerError && err.retryable);
 }
 
+/**
+ * Delivers items to one receiver over one connection at a time, many items in flight on it,
+ * reconnecting (shared by all the items that need it) when it breaks.
+ */
 export class Sender {
   readonly #options: SenderOptions;
-  #channel: Channel | undefined;
-  #nextSlot = 0;
+  #current: Connection | undefined;
+  #connecting: Promise<Connection> | undefined;
+  /** TCP connections this sender opened, for the run's summary. */
+  connectionsOpened = 0;
 
   constructor(options: SenderOptions) {
     this.#options = options;
@@ -65,10 +73,12 @@ export class Sender {
     const tally: Tally = { bytesSent: 0, resumedFrom: 0 };
     for (let attempt = 1; ; attempt++) {
       try {
-        const hash = await this.#attempt(source, id, tally, events);
+        const connection = await this.#connect();
+        const hash = await connection.withSlot((link) =>
+          this.#attempt(connection, link, source, id, tally, events),
+        );
         return { hash, attempts: attempt, ...tally };
       } catch (err) {
-        this.#dropChannel();
         if (signal.aborted) throw signal.reason;
         if (!isRetryable(err)) throw err;
         if (attempt > retry.retries) {
@@ -77,7 +87,7 @@ export class Sender {
           );
         }
         const delayMs = retryDelay(retry, attempt);
-        events.retry?.(attempt, err as Error, delayMs);
+        events.retry?.(source, attempt, err as Error, delayMs);
         await sleep(delayMs, signal);
       }
     }
@@ -85,52 +95,96 @@ export class Sender {
 
   /** Ends the session after the last item. */
   close(): void {
-    this.#dropChannel();
+    this.#current?.close();
+    this.#current = undefined;
   }
 
-  #dropChannel(): void {
-    this.#channel?.close();
-    this.#channel = undefined;
-  }
-
-  async #attempt(source: Source, id: Buffer, tally: Tally, events: TransferEvents) {
-    const { address, timeoutMs, signal } = this.#options;
-    this.#channel ??= await Channel.open(address, timeoutMs, signal);
-    const channel = this.#channel;
-    const header = { id, size: source.size, name: source.name, mode: source.mode, mtimeMs: source.mtimeMs };
-    const item = new SenderItem(this.#nextSlot++, header);
-    await channel.send(item.offer());
-    const answer = settle(item.receive(await nextFrame(channel)), source);
-    const file = await open(source.path, 'r').catch((err: Error) => {
-      throw new InputError(`cannot read ${source.label}: ${err.message}`);
+  /** The live connection, or a new one; items that need one at the same time share it. */
+  #connect(): Promise<Connection> {
+    if (this.#connecting !== undefined && (this.#current === undefined || this.#current.usable)) {
+      return this.#connecting;
+    }
+    const { address, timeoutMs, signal, session } = this.#options;
+    this.#current = undefined;
+    const connecting = Connection.open(address, timeoutMs, signal, session).then((connection) => {
+      this.#current = connection;
+      this.connectionsOpened++;
+      return connection;
     });
+    this.#connecting = connecting;
+    connecting.catch(() => {
+      if (this.#connecting === connecting) this.#connecting = undefined;
+    });
+    return connecting;
+  }
+
+  async #attempt(
+    connection: Connection,
+    link: SlotLink,
+    source: Source,
+    id: Buffer,
+    tally: Tally,
+    events: TransferEvents,
+  ): Promise<bigint> {
+    const header = {
+      id,
+      size: source.size,
+      name: source.name,
+      mode: source.mode,
+      mtimeMs: source.mtimeMs,
+      directory: source.directory,
+    };
+    if (source.directory && connection.version < 2) {
+      throw new RejectedError(
+        `the receiver speaks protocol version 1, which cannot create directory ${source.label}`,
+        0,
+      );
+    }
+    const item = new SenderItem(link.slot, header);
+    await connection.send(item.offer());
+    const answer = settle(item.receive(await link.next()), source);
     try {
-      if (answer.type === 'confirmed-earlier') return await checkEarlier(file, source, answer.hash);
-      if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after OFFER`);
-      const { start, hasher } = await resumePoint(file, answer.offset, answer.prefixHash);
-      tally.resumedFrom = start;
-      let held = start;
-      events.progress?.(held, source.size);
-      await streamData(channel, item, file, source, start, hasher, (sent) => {
-        tally.bytesSent += sent;
-        held += sent;
-        events.progress?.(held, source.size);
+      if (source.directory) return await finish(connection, link, item, source, createHasher());
+      const file = await open(source.path, 'r').catch((err: Error) => {
+        throw new InputError(`cannot read ${source.label}: ${err.message}`);
       });
-      await assertUnchanged(file, source);
-      await channel.send(item.end(hasher.digest()));
-      const done = settle(item.receive(await nextFrame(channel)), source);
-      if (done.type !== 'confirmed') throw new ProtocolError(`unexpected ${done.type} after END`);
-      return done.hash;
-    } finally {
-      await file.close();
+      try {
+        if (answer.type === 'confirmed-earlier') return await checkEarlier(file, source, answer.hash);
+        if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after OFFER`);
+        const { start, hasher } = await resumePoint(file, answer.offset, answer.prefixHash);
+        tally.resumedFrom = start;
+        events.progress?.(source, start);
+        await connection.exclusive(() =>
+          streamData(connection, link, item, file, source, start, hasher, (sent) => {
+            tally.bytesSent += sent;
+            events.progress?.(source, sent);
+          }),
+        );
+        await assertUnchanged(file, source);
+        return await finish(connection, link, item, source, hasher);
+      } finally {
+        await file.close();
+      }
+    } catch (err) {
+      // The receiver still holds this item open; the slot cannot be reused on this connection.
+      if (!(err instanceof RejectedError) && connection.usable) connection.abort(err as Error);
+      throw err;
     }
   }
 }
 
-async function nextFrame(channel: Channel): Promise<Frame> {
-  const message = await channel.next();
-  if (message.kind === 'hello') throw new ProtocolError('receiver sent a second hello');
-  return message;
+/** END with the payload's hash, then the receiver's verdict. */
+async function finish(
+  connection: Connection,
+  link: SlotLink,
+  item: SenderItem,
+  source: Source,
+  hasher: Hasher,
+) {
+  await connection.send(item.end(hasher.digest()));
+  const done = settle(item.receive(await link.next()), source);
+  if (done.type !== 'confirmed') throw new ProtocolError(`unexpected ${done.type} after END`);
+  return done.hash;
 }
 
 /** A refusal ends the item: for good, or (a failed checksum or disk) as a retryable failure. */
@@ -171,7 +225,8 @@ async function readChunk(file: FileHandle, at: number, size: number): Promise<Bu
 
 /** Sends [start, size) as DATA frames, reading the next chunk while the current one is sent. */
 async function streamData(
-  channel: Channel,
+  connection: Connection,
+  link: SlotLink,
   item: SenderItem,
   file: FileHandle,
   source: Source,
@@ -189,16 +244,16 @@ async function streamData(
       next = end < source.size ? readChunk(file, end, source.size) : undefined;
       hasher.update(chunk);
       try {
-        await channel.send({ kind: Kind.Data, slot: item.slot, offset: at, payload: chunk });
+        await connection.send({ kind: Kind.Data, slot: item.slot, offset: at, payload: chunk });
       } catch (err) {
-        // The connection died: if the receiver said why first (REJECT, ERROR), that is the reason.
-        throwIfAnswered(channel, item, source);
+        // The connection died: if the receiver said why first (a REJECT), that is the reason.
+        throwIfAnswered(link, item, source);
         throw err;
       }
       sent(chunk.length);
       at = end;
       // The receiver may refuse mid-stream (its disk filled up): stop sending at once.
-      throwIfAnswered(channel, item, source);
+      throwIfAnswered(link, item, source);
     }
   } finally {
     await next?.catch(() => {});
@@ -206,10 +261,9 @@ async function streamData(
 }
 
 /** Mid-stream, any frame from the receiver ends the item: a REJECT or an ERROR, or a violation. */
-function throwIfAnswered(channel: Channel, item: SenderItem, source: Source): void {
-  const early = channel.poll();
+function throwIfAnswered(link: SlotLink, item: SenderItem, source: Source): void {
+  const early = link.poll();
   if (early === undefined) return;
-  if (early.kind === 'hello') throw new ProtocolError('receiver sent a second hello');
   settle(item.receive(early), source);
   throw new ProtocolError(`unexpected frame kind ${early.kind} while sending data`);
 }

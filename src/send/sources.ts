@@ -1,22 +1,24 @@
 // What the user asked to send, resolved before anything connects: every path checked, stdin
 // spooled to a private file so that its length is known and a retry can read it again.
-import { constants, createWriteStream } from 'node:fs';
-import { access, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { constants, createWriteStream, type Stats } from 'node:fs';
+import { access, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InputError, LocalIoError, UsageError } from '../errors.js';
 
-/** A regular file ready to send, with what identifies it across runs. */
+/** A regular file (or, from a tree, an empty directory) ready to send, with what identifies it across runs. */
 export interface Source {
-  /** What the user typed (`-` for stdin). */
+  /** What the user typed (`-` for stdin), or the path found in a tree. */
   label: string;
   path: string;
   name: string;
   size: number;
   mode?: number;
   mtimeMs?: number;
+  /** An empty directory: recreated on the receiver (protocol v2). */
+  directory?: boolean;
   /** Identifies this content across runs (§7); undefined for spooled streams, which cannot resume across runs. */
   identity?: string;
 }
@@ -42,16 +44,23 @@ async function spool(input: Readable, dir: string, signal: AbortSignal): Promise
   return path;
 }
 
-/**
- * Resolves paths (`-` is stdin) into sources; `name` overrides the name of a single item.
- * `stdin` is a getter so that the stream is only created when it is read.
- */
-export async function resolveSources(
-  paths: string[],
-  name: string | undefined,
-  stdin: () => Readable,
-  signal: AbortSignal,
-): Promise<ResolvedSources> {
+export interface SourceOptions {
+  /** Replaces the name of a single item (or of the top directory of a tree). */
+  name?: string;
+  /** Walk directories. */
+  recursive: boolean;
+  /** Refuse symlinks and special files in a tree instead of skipping them with a warning. */
+  noSkip: boolean;
+  /** stdin, as a getter so that the stream is only created when it is read. */
+  stdin: () => Readable;
+  /** Told of each symlink or special file skipped in a tree. */
+  warn: (message: string) => void;
+  signal: AbortSignal;
+}
+
+/** Resolves paths (`-` is stdin; directories with `recursive`) into sources, checking every one first. */
+export async function resolveSources(paths: string[], options: SourceOptions): Promise<ResolvedSources> {
+  const { name, stdin, signal } = options;
   if (paths.length === 0) throw new UsageError('nothing to send: give a PATH, or - for stdin');
   if (name !== undefined && paths.length > 1) throw new UsageError('--name needs exactly one PATH');
   if (paths.filter((p) => p === '-').length > 1) throw new UsageError('stdin (-) can be sent only once');
@@ -69,7 +78,12 @@ export async function resolveSources(
         sources.push({ label, path, name: name ?? 'stdin', size });
         continue;
       }
-      sources.push(await fileSource(label, name));
+      sources.push(...(await pathSources(label, options)));
+    }
+    const names = new Set<string>();
+    for (const source of sources) {
+      if (names.has(source.name)) throw new UsageError(`two items would both be named ${source.name}`);
+      names.add(source.name);
     }
     return { sources, cleanup };
   } catch (err) {
@@ -78,27 +92,62 @@ export async function resolveSources(
   }
 }
 
-async function fileSource(label: string, name: string | undefined): Promise<Source> {
-  let info: Awaited<ReturnType<typeof stat>>;
+async function statOrFail(label: string): Promise<Stats> {
   try {
-    info = await stat(label);
+    const info = await stat(label);
     await access(label, constants.R_OK);
+    return info;
   } catch (err) {
     const why = errno(err) === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new InputError(`cannot read ${label}: ${why}`);
   }
-  if (info.isDirectory())
-    throw new UsageError(`${label} is a directory (sending directories is not supported yet)`);
-  if (!info.isFile())
-    throw new InputError(`${label} is not a regular file (pipe it to stdin: ... | ackship send HOST -)`);
-  const real = await realpath(label);
+}
+
+function fileSource(label: string, path: string, name: string, info: Stats): Source {
   return {
     label,
-    path: real,
-    name: name ?? basename(real),
+    path,
+    name,
     size: info.size,
     mode: info.mode & 0o777,
     mtimeMs: Math.trunc(info.mtimeMs),
-    identity: JSON.stringify([real, info.dev, info.ino, info.size, info.mtimeMs]),
+    identity: JSON.stringify([path, info.dev, info.ino, info.size, info.mtimeMs]),
   };
+}
+
+async function pathSources(label: string, options: SourceOptions): Promise<Source[]> {
+  const info = await statOrFail(label);
+  const real = await realpath(label);
+  if (info.isDirectory()) {
+    if (!options.recursive)
+      throw new UsageError(`${label} is a directory (use -r to send it and what it holds)`);
+    // Like rsync: "dir/" or "." sends what the directory holds; "dir" sends the directory itself.
+    const contentsOnly = label.endsWith('/') || basename(label) === '.';
+    return walk(real, contentsOnly ? '' : (options.name ?? basename(real)), options);
+  }
+  if (!info.isFile())
+    throw new InputError(`${label} is not a regular file (pipe it to stdin: ... | ackship send HOST -)`);
+  return [fileSource(label, real, options.name ?? basename(real), info)];
+}
+
+/** Every file and empty directory under `dir`, named below `prefix`, in a stable order. */
+async function walk(dir: string, prefix: string, options: SourceOptions): Promise<Source[]> {
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const below = (entry: string) => (prefix === '' ? entry : `${prefix}/${entry}`);
+  if (entries.length === 0 && prefix !== '') {
+    const info = await stat(dir);
+    return [{ label: dir, path: dir, name: prefix, size: 0, mode: info.mode & 0o777, directory: true }];
+  }
+  const nested = await Promise.all(
+    entries.map(async (entry): Promise<Source[]> => {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) return walk(path, below(entry.name), options);
+      if (entry.isFile()) return [fileSource(path, path, below(entry.name), await statOrFail(path))];
+      const what = entry.isSymbolicLink() ? 'a symlink' : 'a special file';
+      if (options.noSkip) throw new InputError(`${path} is ${what} (refused because of --no-skip)`);
+      options.warn(`skipping ${path}: ${what}`);
+      return [];
+    }),
+  );
+  return nested.flat();
 }

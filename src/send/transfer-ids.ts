@@ -1,8 +1,12 @@
 // The sender's memory of transfer ids (PROTOCOL.md §7): an item not yet confirmed keeps its id
 // across runs, so re-running a failed `send` resumes the receiver's partial, and a run whose
 // confirmation was lost is answered with that confirmation instead of making a second copy.
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+//
+// One file per run, written once before the first OFFER (a tree of 100,000 files costs one
+// write, not 100,000), holding every item's key and id. At the end the run keeps only the
+// entries still unsettled, and removes the files of earlier runs whose entries it took over.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { TRANSFER_ID_LEN } from '../protocol/constants.js';
@@ -13,38 +17,86 @@ export function defaultStateDir(env: NodeJS.ProcessEnv): string {
   return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'ackship');
 }
 
+type Entries = Record<string, string>;
+
 export class TransferIds {
   readonly #dir: string;
+  readonly #file: string;
+  /** key → id of this run's items. */
+  readonly #ids = new Map<string, Buffer>();
+  readonly #settled = new Set<string>();
+  /** Earlier runs' files, and the keys each holds. */
+  readonly #earlier: Array<{ file: string; keys: string[] }>;
 
-  constructor(stateDir: string) {
-    this.#dir = join(stateDir, 'pending');
+  private constructor(dir: string, earlier: Array<{ file: string; keys: string[] }>) {
+    this.#dir = dir;
+    this.#file = join(dir, `${Date.now()}-${randomBytes(6).toString('hex')}.json`);
+    this.#earlier = earlier;
   }
 
   /**
-   * The id for an item identified by `key` (file identity, size, mtime, name): the one a
-   * previous run left pending, or a new random one, recorded before it is ever offered.
+   * Assigns an id to every key: the one an earlier run left pending, or a new random one, and
+   * records them all before any is offered. Without a writable state dir, retries within this
+   * run still resume; re-runs start over.
    */
-  async idFor(key: string): Promise<Buffer> {
-    const path = this.#path(key);
-    const stored = await readFile(path, 'utf8').catch(() => '');
-    if (/^[0-9a-f]{32}$/.test(stored.trim())) return Buffer.from(stored.trim(), 'hex');
-    const id = randomBytes(TRANSFER_ID_LEN);
-    try {
-      await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-      await writeFile(`${path}.tmp`, id.toString('hex'), { mode: 0o600 });
-      await rename(`${path}.tmp`, path);
-    } catch {
-      // Without a writable state dir, retries within this run still resume; re-runs start over.
+  static async assign(stateDir: string, keys: string[]): Promise<TransferIds> {
+    const dir = join(stateDir, 'pending');
+    const earlier: Array<{ file: string; keys: string[] }> = [];
+    const known = new Map<string, string>();
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (!name.endsWith('.json')) continue;
+      const entries = await readEntries(join(dir, name));
+      earlier.push({ file: join(dir, name), keys: Object.keys(entries) });
+      for (const [key, id] of Object.entries(entries)) known.set(key, id);
     }
+    const ids = new TransferIds(dir, earlier);
+    for (const key of keys) {
+      const id = known.get(key);
+      ids.#ids.set(key, id !== undefined ? Buffer.from(id, 'hex') : randomBytes(TRANSFER_ID_LEN));
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+      .then(() => ids.#save())
+      .catch(() => {});
+    return ids;
+  }
+
+  idFor(key: string): Buffer {
+    const id = this.#ids.get(key);
+    if (id === undefined) throw new Error(`no transfer id assigned for ${key}`);
     return id;
   }
 
-  /** The item is settled (confirmed or refused for good): a later run sends it anew. */
-  async forget(key: string): Promise<void> {
-    await unlink(this.#path(key)).catch(() => {});
+  /** The item is settled (confirmed, or refused for good): a later run sends it anew. */
+  settled(key: string): void {
+    this.#settled.add(key);
   }
 
-  #path(key: string): string {
-    return join(this.#dir, createHash('sha256').update(key).digest('hex'));
+  /** Keeps what is still pending, for the next run; drops what this run took over. */
+  async close(): Promise<void> {
+    try {
+      if (this.#settled.size === this.#ids.size) await unlink(this.#file);
+      else await this.#save();
+      for (const { file, keys } of this.#earlier) {
+        if (keys.every((key) => this.#ids.has(key))) await unlink(file).catch(() => {});
+      }
+    } catch {
+      // The state dir is a convenience for resume; losing it never loses data.
+    }
+  }
+
+  async #save(): Promise<void> {
+    const entries: Entries = {};
+    for (const [key, id] of this.#ids) if (!this.#settled.has(key)) entries[key] = id.toString('hex');
+    await writeFile(`${this.#file}.tmp`, JSON.stringify(entries), { mode: 0o600 });
+    await rename(`${this.#file}.tmp`, this.#file);
+  }
+}
+
+async function readEntries(path: string): Promise<Entries> {
+  try {
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as unknown;
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Entries) : {};
+  } catch {
+    return {};
   }
 }

@@ -1,0 +1,200 @@
+// One sender connection (PROTOCOL.md §2, §6): connect, exchange hellos, announce the run's
+// session, then carry up to a window of items at once. Frames from the receiver are routed to
+// their item by slot; every way the connection can die becomes one typed error for all of them.
+import { connect, type Socket } from 'node:net';
+import { HandshakeError, PeerError, ProtocolError, TransientError } from '../errors.js';
+import { type Address, formatAddress } from '../net-address.js';
+import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
+import { ErrorCode, Kind, maxOpenItems } from '../protocol/constants.js';
+import { FrameParser, type Incoming } from '../protocol/frame-parser.js';
+import { negotiate } from '../protocol/handshake.js';
+import { senderHello } from '../protocol/sender-machine.js';
+import { AsyncQueue } from './async-queue.js';
+
+/** What an item sees of the connection: its slot and the frames addressed to it. */
+export interface SlotLink {
+  readonly slot: number;
+  next(): Promise<Frame>;
+  /** A frame that has already arrived, if any: lets a long write notice an early REJECT. */
+  poll(): Frame | undefined;
+}
+
+export class Connection {
+  readonly #socket: Socket;
+  readonly #parser = new FrameParser();
+  readonly #hello = new AsyncQueue<Incoming>();
+  readonly #slots = new Map<number, AsyncQueue<Frame>>();
+  readonly #freeSlots: number[] = [];
+  readonly #slotWaiters: Array<() => void> = [];
+  readonly #drainWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+  readonly #signal: AbortSignal;
+  readonly #onAbort = () => this.#fail(this.#signal.reason as Error);
+  #dataLock: Promise<void> = Promise.resolve();
+  #error: Error | undefined;
+  #version = 1;
+
+  private constructor(socket: Socket, timeoutMs: number, peer: string, signal: AbortSignal) {
+    this.#socket = socket;
+    this.#signal = signal;
+    // An abort (Ctrl-C) ends the connection at once; the receiver keeps the partials for a resume.
+    signal.addEventListener('abort', this.#onAbort, { once: true });
+    if (signal.aborted) this.#onAbort();
+    socket.setNoDelay(true);
+    socket.setTimeout(timeoutMs, () => {
+      this.#fail(new TransientError(`${peer} was silent for ${timeoutMs / 1000} s`));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        for (const message of this.#parser.push(chunk)) this.#route(message);
+      } catch (err) {
+        this.#fail(err as Error);
+      }
+    });
+    socket.on('drain', () => {
+      for (const waiter of this.#drainWaiters) waiter.resolve();
+      this.#drainWaiters.clear();
+    });
+    socket.on('error', (err) =>
+      this.#fail(new TransientError(`connection to ${peer} failed: ${err.message}`)),
+    );
+    socket.on('close', () => this.#fail(new TransientError(`${peer} closed the connection`)));
+  }
+
+  /**
+   * Connects and completes the §2 handshake; from version 2 it tells the receiver which run the
+   * connection belongs to. `signal` (whose reason is the error to raise) aborts at any time.
+   */
+  static async open(
+    address: Address,
+    timeoutMs: number,
+    signal: AbortSignal,
+    session: Buffer,
+  ): Promise<Connection> {
+    const peer = formatAddress(address);
+    const connection = new Connection(
+      connect({ host: address.host, port: address.port }),
+      timeoutMs,
+      peer,
+      signal,
+    );
+    try {
+      connection.#socket.write(encodeHello(senderHello()));
+      const first = await connection.#hello.next();
+      if (first.kind !== 'hello') throw new HandshakeError('receiver sent a frame before its hello');
+      connection.#version = negotiate(senderHello(), first.hello);
+      for (let slot = 0; slot < connection.window; slot++) connection.#freeSlots.push(slot);
+      if (connection.#version >= 2) await connection.send({ kind: Kind.Session, id: session });
+      return connection;
+    } catch (err) {
+      connection.close();
+      throw err;
+    }
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Items this connection may carry at once (§6). */
+  get window(): number {
+    return maxOpenItems(this.#version);
+  }
+
+  /** False once the connection failed: its items fail, and new ones need a new connection. */
+  get usable(): boolean {
+    return this.#error === undefined;
+  }
+
+  /** Runs `work` with a slot of its own, waiting while the window is full. */
+  async withSlot<T>(work: (link: SlotLink) => Promise<T>): Promise<T> {
+    while (this.#freeSlots.length === 0) {
+      if (this.#error !== undefined) throw this.#error;
+      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+    }
+    if (this.#error !== undefined) throw this.#error;
+    const slot = this.#freeSlots.shift() as number;
+    const queue = new AsyncQueue<Frame>();
+    this.#slots.set(slot, queue);
+    try {
+      return await work({ slot, next: () => queue.next(), poll: () => queue.poll() });
+    } finally {
+      this.#slots.delete(slot);
+      this.#freeSlots.push(slot);
+      this.#slotWaiters.shift()?.();
+    }
+  }
+
+  /** Runs `work` alone among the items of this connection: one item's DATA at a time. */
+  async exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const previous = this.#dataLock;
+    let release: () => void = () => {};
+    this.#dataLock = new Promise((resolve) => {
+      release = resolve;
+    });
+    await previous;
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  }
+
+  /** Writes a frame; resolves at once, or after 'drain' when the socket's buffer is full. */
+  async send(frame: Frame): Promise<void> {
+    if (this.#error !== undefined) throw this.#error;
+    this.#socket.cork();
+    let flushed = true;
+    for (const part of encodeFrame(frame)) flushed = this.#socket.write(part);
+    this.#socket.uncork();
+    if (flushed) return;
+    await new Promise<void>((resolve, reject) => this.#drainWaiters.add({ resolve, reject }));
+  }
+
+  /**
+   * Drops the connection because one item cannot go on (its file changed mid-send): the
+   * receiver still holds that item open, so its slot is unusable. The other items retry.
+   */
+  abort(reason: Error): void {
+    this.#fail(new TransientError(`connection dropped after an item failed: ${reason.message}`));
+  }
+
+  /** Ends the connection cleanly: the receiver sees the session end after our last frame. */
+  close(): void {
+    this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#fail(new TransientError('connection closed'), false);
+    this.#socket.end();
+    // Waiting for the receiver's FIN would only delay our exit; the kernel sends ours regardless.
+    this.#socket.unref();
+  }
+
+  #route(message: Incoming): void {
+    if (message.kind === 'hello') {
+      this.#hello.push(message);
+      return;
+    }
+    if (message.kind === Kind.Error) {
+      this.#fail(new PeerError(`receiver ended the session: ${message.message}`, message.code));
+      return;
+    }
+    const queue = 'slot' in message ? this.#slots.get(message.slot) : undefined;
+    if (queue === undefined) {
+      this.#fail(
+        new ProtocolError(`receiver sent frame kind ${message.kind} for no open item`, ErrorCode.Unexpected),
+      );
+      return;
+    }
+    queue.push(message);
+  }
+
+  #fail(err: Error, destroy = true): void {
+    if (this.#error !== undefined) return;
+    this.#error = err;
+    this.#signal.removeEventListener('abort', this.#onAbort);
+    if (destroy) this.#socket.destroy();
+    this.#hello.fail(err);
+    for (const queue of this.#slots.values()) queue.fail(err);
+    for (const waiter of this.#drainWaiters) waiter.reject(err);
+    this.#drainWaiters.clear();
+    for (const wake of this.#slotWaiters.splice(0)) wake();
+  }
+}

@@ -46,6 +46,7 @@ const KINDS: Record<string, Kind> = {
   end: Kind.End,
   confirm: Kind.Confirm,
   error: Kind.Error,
+  session: Kind.Session,
 };
 
 /** The JSON of a vector as the codec's value: hex fields become Buffers and bigints. */
@@ -87,6 +88,7 @@ describe('PROTOCOL.md vectors', () => {
       'hello',
       'offer',
       'reject',
+      'session',
     ]);
     assert.ok(invalid.length >= 4);
   });

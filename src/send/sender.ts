@@ -12,7 +12,6 @@ import {
 } from '../errors.js';
 import { createHasher, type Hasher, hashFilePrefix } from '../hash.js';
 import type { Address } from '../net-address.js';
-import type { Frame } from '../protocol/codec.js';
 import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js';
 import { printableName } from '../protocol/names.js';
 import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';

@@ -20,7 +20,6 @@ export function defaultStateDir(env: NodeJS.ProcessEnv): string {
 type Entries = Record<string, string>;
 
 export class TransferIds {
-  readonly #dir: string;
   readonly #file: string;
   /** key → id of this run's items. */
   readonly #ids = new Map<string, Buffer>();
@@ -29,7 +28,6 @@ export class TransferIds {
   readonly #earlier: Array<{ file: string; keys: string[] }>;
 
   private constructor(dir: string, earlier: Array<{ file: string; keys: string[] }>) {
-    this.#dir = dir;
     this.#file = join(dir, `${Date.now()}-${randomBytes(6).toString('hex')}.json`);
     this.#earlier = earlier;
   }

@@ -29,6 +29,11 @@ export class Output {
     else if (!this.#options.quiet) this.#options.records.write(`${text}\n`);
   }
 
+  /** A record only a script wants (counters, addresses): under --json, else nothing. */
+  event(fields: Record<string, unknown>): void {
+    if (this.#options.json) this.#options.records.write(`${JSON.stringify(fields)}\n`);
+  }
+
   /** Information a person at a terminal wants and a script does not: stderr, not under --quiet. */
   note(text: string): void {
     if (!this.#options.quiet) this.#options.stderr.write(`${text}\n`);

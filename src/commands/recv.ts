@@ -151,7 +151,17 @@ ${EXIT_STATUS_HELP}`;
               peer: item.peer,
             },
           ),
-        sessionEnded: (report) => {
+        sessionEnded: (report, totals) => {
+          output.event({
+            event: 'session',
+            session: report.session,
+            peer: report.peer,
+            offered: report.offered,
+            confirmed: report.confirmed,
+            rejected: report.rejected,
+            bytes: report.bytes,
+            run: totals,
+          });
           if (report.error instanceof ProtocolError || report.error instanceof LocalIoError) {
             output.failure(report.error, { peer: report.peer });
           } else if (report.error !== undefined) {
@@ -165,7 +175,7 @@ ${EXIT_STATUS_HELP}`;
       throw new LocalIoError(`cannot listen on ${formatAddress(listen)}: ${err.message}`);
     });
     process.stderr.write(`listening on ${formatAddress(bound)}\n`);
-    if (output.json) output.record({ event: 'listening', host: bound.host, port: bound.port }, '');
+    output.event({ event: 'listening', host: bound.host, port: bound.port });
     const signal = this.interrupted.signal;
     const interrupted = new Promise<'interrupted'>((resolve) => {
       signal.addEventListener('abort', () => resolve('interrupted'), { once: true });

@@ -18,15 +18,27 @@ export interface ReceiverOptions {
   graceMs: number;
 }
 
-export interface ReceiverEvents extends SessionEvents {
-  sessionEnded(report: SessionReport): void;
+/** What one sender run (all its connections so far) delivered to this receiver. */
+export interface RunTotals {
+  connections: number;
+  items: number;
+  bytes: number;
 }
+
+export interface ReceiverEvents extends SessionEvents {
+  /** A connection ended; `totals` add it to the earlier connections of the same sender run. */
+  sessionEnded(report: SessionReport, totals: RunTotals): void;
+}
+
+/** Runs remembered for their totals; the oldest are forgotten first. */
+const MAX_RUNS = 10_000;
 
 export class Receiver {
   readonly #options: ReceiverOptions;
   readonly #events: ReceiverEvents;
   readonly #server: Server;
   readonly #sessions = new Set<Session>();
+  readonly #runs = new Map<string, RunTotals>();
 
   constructor(options: ReceiverOptions, events: ReceiverEvents) {
     this.#options = options;
@@ -38,9 +50,26 @@ export class Receiver {
       this.#sessions.add(session);
       void session.ended.then((report) => {
         this.#sessions.delete(session);
-        this.#events.sessionEnded(report);
+        this.#events.sessionEnded(report, this.#addToRun(report));
       });
     });
+  }
+
+  #addToRun(report: SessionReport): RunTotals {
+    const totals = (report.session && this.#runs.get(report.session)) || {
+      connections: 0,
+      items: 0,
+      bytes: 0,
+    };
+    totals.connections++;
+    totals.items += report.confirmed;
+    totals.bytes += report.bytes;
+    if (report.session !== undefined) {
+      this.#runs.delete(report.session);
+      this.#runs.set(report.session, totals);
+      if (this.#runs.size > MAX_RUNS) this.#runs.delete(this.#runs.keys().next().value as string);
+    }
+    return { ...totals };
   }
 
   /** Starts listening; resolves with the address actually bound (the real port for port 0). */

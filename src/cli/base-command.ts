@@ -1,6 +1,7 @@
 // What both commands share: the --json/--quiet flags, the signal that Ctrl-C aborts, and the
 // one place where an error becomes an exit status (oclif's own catch ignores the exit code
 // under --json, so this one sets process.exitCode from the table in errors.ts itself).
+import { setMaxListeners } from 'node:events';
 import { Command, Errors, Flags } from '@oclif/core';
 import { AckshipError, EXIT_CODE_HELP, InterruptedError, UsageError } from '../errors.js';
 import { Output } from './output.js';
@@ -34,6 +35,8 @@ export abstract class AckshipCommand extends Command {
 
   override async init(): Promise<void> {
     await super.init();
+    // Every item in flight waits on this signal (its backoff, its connection): no leak warning.
+    setMaxListeners(0, this.interrupted.signal);
     const onSignal = (signal: 'SIGINT' | 'SIGTERM') => this.interrupted.abort(new InterruptedError(signal));
     // `once`: a second Ctrl-C falls through to Node's default and ends the process at once.
     process.once('SIGINT', onSignal);

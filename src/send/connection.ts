@@ -26,7 +26,6 @@ export class Connection {
   readonly #slots = new Map<number, AsyncQueue<Frame>>();
   readonly #freeSlots: number[] = [];
   readonly #slotWaiters: Array<() => void> = [];
-  readonly #drainWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
   readonly #signal: AbortSignal;
   readonly #onAbort = () => this.#fail(this.#signal.reason as Error);
   #dataLock: Promise<void> = Promise.resolve();
@@ -49,10 +48,6 @@ export class Connection {
       } catch (err) {
         this.#fail(err as Error);
       }
-    });
-    socket.on('drain', () => {
-      for (const waiter of this.#drainWaiters) waiter.resolve();
-      this.#drainWaiters.clear();
     });
     socket.on('error', (err) =>
       this.#fail(new TransientError(`connection to ${peer} failed: ${err.message}`)),
@@ -139,15 +134,29 @@ export class Connection {
     }
   }
 
-  /** Writes a frame; resolves at once, or after 'drain' when the socket's buffer is full. */
-  async send(frame: Frame): Promise<void> {
+  /**
+   * Writes a frame. Resolves at once while the socket's buffer has room; when it is full, or with
+   * `reuse` (the caller will overwrite the payload's memory next), once the kernel has the bytes.
+   */
+  async send(frame: Frame, reuse = false): Promise<void> {
     if (this.#error !== undefined) throw this.#error;
-    this.#socket.cork();
-    let flushed = true;
-    for (const part of encodeFrame(frame)) flushed = this.#socket.write(part);
-    this.#socket.uncork();
-    if (flushed) return;
-    await new Promise<void>((resolve, reject) => this.#drainWaiters.add({ resolve, reject }));
+    const parts = encodeFrame(frame);
+    let room = true;
+    const written = new Promise<void>((resolve, reject) => {
+      this.#socket.cork();
+      parts.forEach((part, i) => {
+        const last = i === parts.length - 1;
+        room = this.#socket.write(part, last ? (err) => (err ? reject(err) : resolve()) : undefined);
+      });
+      this.#socket.uncork();
+    }).catch(() => {
+      throw this.#error ?? new TransientError('the connection failed while writing');
+    });
+    if (room && !reuse) {
+      written.catch(() => {}); // a failure reaches the item through its next read instead
+      return;
+    }
+    await written;
   }
 
   /**
@@ -193,8 +202,6 @@ export class Connection {
     if (destroy) this.#socket.destroy();
     this.#hello.fail(err);
     for (const queue of this.#slots.values()) queue.fail(err);
-    for (const waiter of this.#drainWaiters) waiter.reject(err);
-    this.#drainWaiters.clear();
     for (const wake of this.#slotWaiters.splice(0)) wake();
   }
 }

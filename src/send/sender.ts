@@ -215,10 +215,8 @@ async function checkEarlier(file: FileHandle, source: Source, hash: bigint): Pro
   return hash;
 }
 
-async function readChunk(file: FileHandle, at: number, size: number): Promise<Buffer> {
-  // A fresh buffer per chunk: the socket holds on to it until the kernel has taken it.
-  const buf = Buffer.allocUnsafe(Math.min(MAX_CHUNK_LEN, size - at));
-  const { bytesRead } = await file.read(buf, 0, buf.length, at);
+async function readChunk(file: FileHandle, buf: Buffer, at: number, size: number): Promise<Buffer> {
+  const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, size - at), at);
   return buf.subarray(0, bytesRead);
 }
 
@@ -234,16 +232,23 @@ async function streamData(
   sent: (bytes: number) => void,
 ): Promise<void> {
   let at = start;
-  let next = at < source.size ? readChunk(file, at, source.size) : undefined;
+  // Two buffers in turn: one is read into while the other is sent. The send of a chunk resolves
+  // only once the kernel has its bytes, so its buffer is free again when it is read into next.
+  const buffers = [0, 1].map(() =>
+    Buffer.allocUnsafe(Math.min(MAX_CHUNK_LEN, Math.max(source.size - start, 1))),
+  );
+  let turn = 0;
+  const read = (from: number) => readChunk(file, buffers[turn++ % 2] as Buffer, from, source.size);
+  let next = at < source.size ? read(at) : undefined;
   try {
     while (next !== undefined) {
       const chunk = await next;
       if (chunk.length === 0) throw new InputError(`${source.label} shrank while it was being sent`);
       const end = at + chunk.length;
-      next = end < source.size ? readChunk(file, end, source.size) : undefined;
+      next = end < source.size ? read(end) : undefined;
       hasher.update(chunk);
       try {
-        await connection.send({ kind: Kind.Data, slot: item.slot, offset: at, payload: chunk });
+        await connection.send({ kind: Kind.Data, slot: item.slot, offset: at, payload: chunk }, true);
       } catch (err) {
         // The connection died: if the receiver said why first (a REJECT), that is the reason.
         throwIfAnswered(link, item, source);

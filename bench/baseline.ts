@@ -1,0 +1,70 @@
+// The raw baselines the benchmark compares ackship with, as small child processes:
+//   baseline.js pipe-recv FILE            accept one connection, write it to FILE, fsync; prints the port
+//   baseline.js pipe-send PORT FILE       stream FILE into a TCP connection, wait for the receiver to close
+//   baseline.js naive-recv DIR COUNT      accept connections, write each one's bytes to DIR/<n> (no fsync)
+//   baseline.js naive-send PORT DIR       one connect/write/close per file in DIR, 64 at a time
+import { closeSync, createReadStream, fsyncSync, openSync, writeSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer } from 'node:net';
+import { join } from 'node:path';
+
+const [mode, a = '', b = ''] = process.argv.slice(2);
+
+function listen(server: ReturnType<typeof createServer>): void {
+  server.listen(0, '127.0.0.1', () => console.log((server.address() as AddressInfo).port));
+}
+
+if (mode === 'pipe-recv') {
+  const fd = openSync(a, 'w');
+  const server = createServer((socket) => {
+    socket.on('data', (chunk: Buffer) => {
+      let at = 0;
+      while (at < chunk.length) at += writeSync(fd, chunk, at);
+    });
+    socket.on('end', () => {
+      fsyncSync(fd);
+      closeSync(fd);
+      socket.end();
+      server.close();
+    });
+  });
+  listen(server);
+} else if (mode === 'pipe-send') {
+  const socket = connect({ host: '127.0.0.1', port: Number(a) }, () => {
+    createReadStream(b, { highWaterMark: 1024 * 1024 }).pipe(socket);
+  });
+  socket.resume();
+} else if (mode === 'naive-recv') {
+  const expected = Number(b);
+  let received = 0;
+  let n = 0;
+  const server = createServer((socket) => {
+    const chunks: Buffer[] = [];
+    const name = join(a, String(n++));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => {});
+    socket.on('end', () => {
+      void writeFile(name, Buffer.concat(chunks)).then(() => {
+        if (++received === expected) server.close();
+      });
+    });
+  });
+  listen(server);
+} else if (mode === 'naive-send') {
+  const files = await readdir(b);
+  let next = 0;
+  const one = async (): Promise<void> => {
+    while (next < files.length) {
+      const payload = await readFile(join(b, files[next++] as string));
+      await new Promise<void>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port: Number(a) }, () => socket.end(payload));
+        socket.on('close', () => resolve());
+        socket.on('error', () => resolve());
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, one));
+} else {
+  console.error('usage: baseline.js pipe-recv|pipe-send|naive-recv|naive-send ...');
+  process.exit(64);
+}

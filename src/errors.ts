@@ -10,6 +10,7 @@ export const ExitCode = {
   Usage: 64,
   Partial: 3,
   Rejected: 65,
+  StressLoss: 70,
   NoInput: 66,
   LocalIo: 74,
   Unconfirmed: 75,
@@ -27,6 +28,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.Usage, 'usage error: bad flags or arguments (nothing was sent)'],
   [ExitCode.Rejected, 'the receiver rejected an item (bad name, exists, too large, no space)'],
   [ExitCode.NoInput, 'a local input is missing or unreadable (nothing was sent)'],
+  [ExitCode.StressLoss, 'stress: ackship lost or duplicated a message (a bug: please report it)'],
   [ExitCode.LocalIo, 'local I/O error (cannot write the output directory, spool, or stdout)'],
   [
     ExitCode.Unconfirmed,
@@ -140,6 +142,13 @@ export class InterruptedError extends AckshipError {
     super(`interrupted by ${signal}`);
     this.exitCode = signal === 'SIGINT' ? ExitCode.Interrupted : ExitCode.Terminated;
   }
+}
+
+/** The stress demo saw ackship lose or duplicate a message: the promise was broken. */
+export class StressLossError extends AckshipError {
+  override readonly code = 'ACK_ERR_STRESS_LOSS';
+  override readonly exitCode = ExitCode.StressLoss;
+  override name = 'StressLossError';
 }
 
 /** Some items of a run were confirmed and others were not. */

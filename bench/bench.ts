@@ -4,7 +4,7 @@
 //   BENCH_BIG_MIB (default 1024)  size of the large file
 //   BENCH_ITEMS   (default 20000) number of 1 KiB items
 //   BENCH_RUNS    (default 3)     repetitions of each timing; the median is reported
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -76,20 +76,27 @@ async function repeat(runs: number, measure: () => Promise<number>): Promise<num
   return median(values);
 }
 
-/** Runs two measures in turn, `runs` times each, so that neither always follows the other's mess. */
+/**
+ * Runs two measures in turn, `runs` times each, so that neither always follows the other's mess,
+ * and flushes dirty pages before each, so that no run pays for the writeback of the one before.
+ */
 async function alternate(
   runs: number,
   a: () => Promise<number>,
   b: () => Promise<number>,
 ): Promise<[number, number]> {
   const [as, bs]: [number[], number[]] = [[], []];
+  const settled = (measure: () => Promise<number>) => {
+    spawnSync('sync');
+    return measure();
+  };
   for (let i = 0; i < runs; i++) {
     if (i % 2 === 0) {
-      as.push(await a());
-      bs.push(await b());
+      as.push(await settled(a));
+      bs.push(await settled(b));
     } else {
-      bs.push(await b());
-      as.push(await a());
+      bs.push(await settled(b));
+      as.push(await settled(a));
     }
   }
   return [median(as), median(bs)];

@@ -2,11 +2,11 @@
 // the status, one "ackship: ..." line on stderr, and under --json an error record on stdout.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { ExitCode } from '../src/errors.js';
+import { EXIT_CODE_HELP, ExitCode } from '../src/errors.js';
 import { ackship, type Finished, records, run, startReceiver, tempDir } from './support/cli.js';
 import { writeRandom } from './support/files.js';
 import { FaultProxy } from './support/proxy.js';
@@ -186,6 +186,16 @@ describe('exit statuses', () => {
       receiver.child.kill(signal);
       assertFailure(await receiver.exited, code, true, new RegExp(`interrupted by ${signal}`));
     }
+  });
+
+  test('README documents exactly the exit statuses of the table in src/errors.ts', async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### Exit status'));
+    const documented = [...section.matchAll(/^\|\s+(\d+) \|/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(
+      documented,
+      EXIT_CODE_HELP.map(([code]) => code),
+    );
   });
 
   test('--help lists the exit statuses', async (t) => {

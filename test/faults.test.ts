@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { encodeHello } from '../src/protocol/codec.js';
 import { MAX_VERSION, Role } from '../src/protocol/constants.js';
@@ -19,6 +19,22 @@ const fastRetries = ['--retries', '30', '--retry-delay', '0.05'];
 async function tree(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true });
   return entries.map(String).sort();
+}
+
+/**
+ * A receiver, a proxy that lets 8 MiB/s through (so that "the middle" of the item is real), and
+ * a sender of a `size`-byte file through it, with quick retries.
+ */
+async function sendThroughThrottle(t: TestContext, size: number) {
+  const dir = await tempDir(t);
+  const out = join(dir, 'out');
+  await writeRandom(join(dir, 'big'), size);
+  const first = await startReceiver(t, ['--out', out]);
+  const proxy = await FaultProxy.start(t, { target: first.port, rate: 8 * 1024 * 1024 });
+  const sender = ackship(t, ['send', `127.0.0.1:${proxy.port}`, join(dir, 'big'), ...fastRetries, '--json'], {
+    env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+  });
+  return { dir, out, first, proxy, sender };
 }
 
 describe('faults', () => {
@@ -49,20 +65,8 @@ describe('faults', () => {
   });
 
   test('receiver killed with SIGKILL mid-item and restarted: the sender resumes and the file is identical', async (t) => {
-    const dir = await tempDir(t);
     const size = 24 * 1024 * 1024;
-    const out = join(dir, 'out');
-    await writeRandom(join(dir, 'big'), size);
-    const first = await startReceiver(t, ['--out', out]);
-    // 8 MiB/s: the kill lands in the middle, not after the last byte.
-    const proxy = await FaultProxy.start(t, { target: first.port, rate: 8 * 1024 * 1024 });
-    const sender = ackship(
-      t,
-      ['send', `127.0.0.1:${proxy.port}`, join(dir, 'big'), ...fastRetries, '--json'],
-      {
-        env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
-      },
-    );
+    const { dir, out, first, proxy, sender } = await sendThroughThrottle(t, size);
     await proxy.waitForwarded(size / 3);
     first.child.kill('SIGKILL');
     await first.exited;
@@ -90,19 +94,8 @@ describe('faults', () => {
   });
 
   test('receiver stopped with SIGTERM mid-item: it tells the sender, keeps the partial, and the sender resumes', async (t) => {
-    const dir = await tempDir(t);
     const size = 16 * 1024 * 1024;
-    const out = join(dir, 'out');
-    await writeRandom(join(dir, 'big'), size);
-    const first = await startReceiver(t, ['--out', out]);
-    const proxy = await FaultProxy.start(t, { target: first.port, rate: 8 * 1024 * 1024 });
-    const sender = ackship(
-      t,
-      ['send', `127.0.0.1:${proxy.port}`, join(dir, 'big'), ...fastRetries, '--json'],
-      {
-        env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
-      },
-    );
+    const { dir, out, first, proxy, sender } = await sendThroughThrottle(t, size);
     await proxy.waitForwarded(size / 4);
     first.child.kill('SIGTERM');
     assert.equal((await first.exited).code, ExitCode.Terminated);

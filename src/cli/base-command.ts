@@ -2,6 +2,7 @@
 // one place where an error becomes an exit status (oclif's own catch ignores the exit code
 // under --json, so this one sets process.exitCode from the table in errors.ts itself).
 import { setMaxListeners } from 'node:events';
+import type { Writable } from 'node:stream';
 import { Command, Errors, Flags } from '@oclif/core';
 import { AckshipError, EXIT_CODE_HELP, InterruptedError, UsageError } from '../errors.js';
 import { Output } from './output.js';
@@ -43,6 +44,12 @@ export abstract class AckshipCommand extends Command {
     process.once('SIGTERM', onSignal);
   }
 
+  /** The command's output, by its --json and --quiet flags; `records` is where results go. */
+  protected useOutput(flags: { json: boolean; quiet: boolean }, records: Writable = process.stdout): Output {
+    this.output = new Output({ json: flags.json, quiet: flags.quiet, records, stderr: process.stderr });
+    return this.output;
+  }
+
   override async catch(err: unknown): Promise<void> {
     this.exitWith(toAckshipError(err), true);
   }
@@ -51,14 +58,8 @@ export abstract class AckshipCommand extends Command {
   protected exitWith(error: AckshipError, report: boolean): void {
     process.exitCode = error.exitCode;
     if (!report) return;
-    const output =
-      this.output ??
-      new Output({
-        json: this.argv.includes('--json') || /^(1|true|yes)$/i.test(process.env.ACKSHIP_JSON ?? ''),
-        quiet: false,
-        records: process.stdout,
-        stderr: process.stderr,
-      });
+    const json = this.argv.includes('--json') || /^(1|true|yes)$/i.test(process.env.ACKSHIP_JSON ?? '');
+    const output = this.output ?? this.useOutput({ json, quiet: false });
     output.failure(error);
   }
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { secondsFlag, sizeFlag } from '../cli/flags.js';
-import { Output } from '../cli/output.js';
+import type { Output } from '../cli/output.js';
 import { formatBytes } from '../cli/units.js';
 import { type AckshipError, LocalIoError, PartialError, ProtocolError, RejectedError } from '../errors.js';
 import { hashHex, loadHasher } from '../hash.js';
@@ -85,13 +85,7 @@ ${EXIT_STATUS_HELP}`;
     const { flags } = await this.parse(Recv);
     const toStdout = flags.out === '-';
     const once = flags.once || toStdout;
-    const output = new Output({
-      json: flags.json,
-      quiet: flags.quiet,
-      records: toStdout ? process.stderr : process.stdout,
-      stderr: process.stderr,
-    });
-    this.output = output;
+    const output = this.useOutput(flags, toStdout ? process.stderr : process.stdout);
     const listen = parseAddress(flags.listen, true);
     const dir = toStdout ? await mkdtemp(join(tmpdir(), 'ackship-recv-')) : resolve(flags.out);
     try {

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { secondsFlag } from '../cli/flags.js';
-import { Output } from '../cli/output.js';
+import type { Output } from '../cli/output.js';
 import { createProgress } from '../cli/progress.js';
 import { formatBytes } from '../cli/units.js';
 import { PartialError, UsageError } from '../errors.js';
@@ -93,13 +93,7 @@ ${EXIT_STATUS_HELP}`;
     const unknownFlag = paths.find((p) => p.startsWith('-') && p !== '-');
     if (unknownFlag !== undefined)
       throw new UsageError(`unknown flag ${unknownFlag} (see ackship send --help)`);
-    const output = new Output({
-      json: flags.json,
-      quiet: flags.quiet,
-      records: process.stdout,
-      stderr: process.stderr,
-    });
-    this.output = output;
+    const output = this.useOutput(flags);
     const address = parseAddress(args.target);
     const signal = this.interrupted.signal;
     const [resolved] = await Promise.all([

@@ -1,7 +1,6 @@
 import { Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { secondsFlag, sizeFlag } from '../cli/flags.js';
-import { Output } from '../cli/output.js';
 import { StressLossError } from '../errors.js';
 import { loadHasher } from '../hash.js';
 import { MODES, type Mode, runStress, SCENARIOS, type StressRow } from '../stress/run-stress.js';
@@ -96,13 +95,7 @@ ${EXIT_STATUS_HELP}`;
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Stress);
-    const output = new Output({
-      json: flags.json,
-      quiet: flags.quiet,
-      records: process.stdout,
-      stderr: process.stderr,
-    });
-    this.output = output;
+    const output = this.useOutput(flags);
     const modes = flags.mode.split(',').map((m) => m.trim());
     const unknown = modes.find((m) => !(MODES as readonly string[]).includes(m));
     if (unknown !== undefined) this.error(`unknown mode ${unknown} (modes: ${MODES.join(', ')})`);

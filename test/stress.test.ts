@@ -73,3 +73,42 @@ describe('ackship stress', () => {
     assert.ok(((rows.find((r) => r.mode === 'naive') as Row).lostSilently as number) > 0);
   });
 });
+
+describe('ackship stress --netns', () => {
+  test('shows that SYN cookies make the backlog loss silent, and removes its namespaces', async (t) => {
+    const probe = await run(t, [
+      'stress',
+      '--netns',
+      '--scenario',
+      'backlog',
+      '--mode',
+      'naive',
+      '--count',
+      '1',
+    ]);
+    if (probe.code !== 0) {
+      t.skip(`network namespaces are not available here: ${probe.stderr.trim()}`);
+      return;
+    }
+    const result = await run(t, [
+      'stress',
+      '--netns',
+      '--scenario',
+      'backlog',
+      '--mode',
+      'naive,ackship-mux',
+      '--count',
+      '150',
+      '--json',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const rows = records(result.stdout).filter((r) => r.event === 'stress') as Row[];
+    assert.equal(rows.length, 8);
+    checkRows(rows);
+    const naive = (knobs: string) => rows.find((r) => r.mode === 'naive' && r.knobs === knobs) as Row;
+    assert.ok((naive('syncookies=1 abort_on_overflow=0').lostSilently as number) > 0);
+    assert.equal(naive('syncookies=0 abort_on_overflow=0').lostSilently, 0);
+    const { execFileSync } = await import('node:child_process');
+    assert.doesNotMatch(execFileSync('ip', ['netns', 'list']).toString(), /ackship-stress-/);
+  });
+});

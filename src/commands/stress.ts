@@ -1,11 +1,15 @@
+import { join } from 'node:path';
 import { Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { secondsFlag, sizeFlag } from '../cli/flags.js';
 import { StressLossError } from '../errors.js';
 import { loadHasher } from '../hash.js';
+import { runInNamespaces } from '../stress/netns.js';
 import { MODES, type Mode, runStress, SCENARIOS, type StressRow } from '../stress/run-stress.js';
 
-const COLUMNS: Array<[string, (r: StressRow) => string]> = [
+type Row = StressRow & { knobs?: string };
+
+const COLUMNS: Array<[string, (r: Row) => string]> = [
   ['scenario', (r) => r.scenario],
   ['mode', (r) => r.mode],
   ['sent', (r) => String(r.sent)],
@@ -18,13 +22,17 @@ const COLUMNS: Array<[string, (r: StressRow) => string]> = [
   ['seconds', (r) => r.seconds.toFixed(1)],
 ];
 
-function table(rows: StressRow[], colour: boolean): string {
-  const cells = [COLUMNS.map(([name]) => name), ...rows.map((r) => COLUMNS.map(([, cell]) => cell(r)))];
-  const widths = COLUMNS.map((_, i) => Math.max(...cells.map((row) => (row[i] as string).length)));
+function table(rows: Row[], colour: boolean): string {
+  const columns: typeof COLUMNS = rows.some((r) => r.knobs)
+    ? [['netns knobs', (r) => r.knobs ?? ''], ...COLUMNS]
+    : COLUMNS;
+  const text = columns.length - COLUMNS.length + 2; // left-aligned columns
+  const cells = [columns.map(([name]) => name), ...rows.map((r) => columns.map(([, cell]) => cell(r)))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((row) => (row[i] as string).length)));
   return cells
     .map((row, n) => {
       const line = row
-        .map((cell, i) => (i < 2 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)))
+        .map((cell, i) => (i < text ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)))
         .join('  ');
       const lost = n > 0 && (rows[n - 1] as StressRow).lostSilently > 0;
       return colour && lost ? `\u001b[31m${line}\u001b[0m` : line;
@@ -33,7 +41,7 @@ function table(rows: StressRow[], colour: boolean): string {
 }
 
 /** Two or three sentences a person can act on. */
-function explain(rows: StressRow[]): string {
+function explain(rows: Row[]): string {
   const naive = rows.filter((r) => r.mode === 'naive' || r.mode === 'halfclose');
   const ackship = rows.filter((r) => r.mode === 'ackship' || r.mode === 'ackship-mux');
   const naiveLost = naive.reduce((sum, r) => sum + r.lostSilently, 0);
@@ -49,6 +57,14 @@ function explain(rows: StressRow[]): string {
       ? 'With ackship nothing was lost or duplicated: a message counts only when the receiving program confirms it, and what was not confirmed was sent again.'
       : `ackship lost or duplicated ${ackshipLost} messages: that is a bug, please report it.`,
   ];
+  const knobs = [...new Set(rows.map((r) => r.knobs).filter((k): k is string => k !== undefined))];
+  if (knobs.length > 0) {
+    const lossy = knobs.filter((k) => naive.some((r) => r.knobs === k && r.lostSilently > 0));
+    lines.push(
+      `In private network namespaces, silent loss happened with ${lossy.length > 0 ? lossy.join('; ') : 'no setting'}` +
+        ` and not with ${knobs.filter((k) => !lossy.includes(k)).join('; ') || 'any other'}.`,
+    );
+  }
   if (quiet.length > 0)
     lines.push(`No loss observed here for: ${quiet.join(', ')} (this kernel did not drop those messages).`);
   return lines.join('\n');
@@ -78,6 +94,10 @@ ${EXIT_STATUS_HELP}`;
       max: 1000,
     }),
     count: Flags.integer({ description: 'Messages per run (default: per scenario).', min: 1, max: 100_000 }),
+    netns: Flags.boolean({
+      description:
+        'Run inside private network namespaces (root), once per setting of net.ipv4.tcp_syncookies and tcp_abort_on_overflow, to show which one matters.',
+    }),
     mode: Flags.string({
       default: MODES.join(','),
       description: `Modes to run, comma-separated: ${MODES.join(', ')}.`,
@@ -105,17 +125,31 @@ ${EXIT_STATUS_HELP}`;
       ...(flags.size !== undefined && { size: Math.max(16, flags.size) }),
       ...(flags.concurrency !== undefined && { concurrency: flags.concurrency }),
     };
-    const rows = await runStress({
-      scenarios: flags.scenario ?? [...SCENARIOS],
-      modes: modes as Mode[],
-      workload,
-      seconds: flags.seconds,
-      signal: this.interrupted.signal,
-      progress: (scenario, mode) => {
-        if (process.stderr.isTTY && !flags.quiet && !flags.json)
-          process.stderr.write(`running ${scenario} / ${mode} ...\n`);
-      },
-    });
+    const scenarios = flags.scenario ?? [...SCENARIOS];
+    const rows: Row[] = flags.netns
+      ? await runInNamespaces(
+          join(this.config.root, 'bin', 'run.js'),
+          [
+            ...scenarios.flatMap((s) => ['--scenario', s]),
+            '--mode',
+            modes.join(','),
+            '--seconds',
+            String(flags.seconds),
+            ...Object.entries(workload).flatMap(([k, v]) => [`--${k}`, String(v)]),
+          ],
+          this.interrupted.signal,
+        )
+      : await runStress({
+          scenarios,
+          modes: modes as Mode[],
+          workload,
+          seconds: flags.seconds,
+          signal: this.interrupted.signal,
+          progress: (scenario, mode) => {
+            if (process.stderr.isTTY && !flags.quiet && !flags.json)
+              process.stderr.write(`running ${scenario} / ${mode} ...\n`);
+          },
+        });
     for (const row of rows) output.event({ event: 'stress', ...row });
     if (!flags.json) {
       const colour = Boolean(process.stdout.isTTY) && process.env.NO_COLOR === undefined;

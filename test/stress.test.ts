@@ -1,8 +1,9 @@
 // `ackship stress` at small, bounded sizes: the naive modes lose messages silently where this
 // kernel drops them, the ackship modes never lose or duplicate one, and the counts add up.
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { describe, test } from 'node:test';
-import { records, run } from './support/cli.js';
+import { records, run, startReceiver, tempDir } from './support/cli.js';
 
 type Row = Record<string, number | string>;
 
@@ -110,5 +111,34 @@ describe('ackship stress --netns', () => {
     assert.equal(naive('syncookies=0 abort_on_overflow=0').lostSilently, 0);
     const { execFileSync } = await import('node:child_process');
     assert.doesNotMatch(execFileSync('ip', ['netns', 'list']).toString(), /ackship-stress-/);
+  });
+});
+
+describe('ackship stress --target', () => {
+  test('probes a receiver started by the test, with its plain sink for the naive modes', async (t) => {
+    const dir = await tempDir(t);
+    const receiver = await startReceiver(t, ['--out', dir, '--stress-sink', '0', '--quiet']);
+    const [, sinkPort] = await receiver.waitFor(/stress sink on 127\.0\.0\.1:(\d+)/);
+    const result = await run(t, [
+      'stress',
+      '--target',
+      `127.0.0.1:${receiver.port}`,
+      '--target-sink',
+      sinkPort as string,
+      '--count',
+      '50',
+      '--json',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const rows = records(result.stdout).filter((r) => r.event === 'stress') as Row[];
+    assert.deepEqual(
+      rows.map((r) => `${r.scenario}/${r.mode}`),
+      ['target/naive', 'target/halfclose', 'target/ackship', 'target/ackship-mux'],
+    );
+    checkRows(rows);
+    for (const row of rows)
+      assert.equal(row.received, 50, `${row.mode}: the receiver reported every message`);
+    const stored = await readdir(dir);
+    assert.equal(stored.filter((n) => n.startsWith('stress-')).length, 2, 'one directory per ackship run');
   });
 });

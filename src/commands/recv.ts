@@ -14,6 +14,7 @@ import { Receiver } from '../recv/receiver.js';
 import type { SessionReport } from '../recv/session.js';
 import { DirectoryPlacement, StdoutPlacement } from '../store/placement.js';
 import { ReceiveStore } from '../store/receive-store.js';
+import { StressSink } from '../stress/sink.js';
 
 /** `--once`: a session decides the run when it offered something and nothing is left to resume. */
 function decidesOnce(report: SessionReport): boolean {
@@ -58,6 +59,13 @@ ${EXIT_STATUS_HELP}`;
       default: '127.0.0.1:7420',
       description: 'Address to listen on, HOST:PORT; port 0 picks a free port.',
       env: 'ACKSHIP_LISTEN',
+    }),
+    'stress-sink': Flags.integer({
+      description:
+        'Also open a plain-TCP sink on this port (same host as --listen) for the naive modes of "ackship stress --target".',
+      env: 'ACKSHIP_STRESS_SINK',
+      max: 65535,
+      min: 0,
     }),
     'max-size': sizeFlag({
       description: 'Largest item accepted (e.g. 10G); larger offers are rejected before any data.',
@@ -108,7 +116,7 @@ ${EXIT_STATUS_HELP}`;
     output: Output,
     listen: ReturnType<typeof parseAddress>,
     store: ReceiveStore,
-    flags: { 'idle-timeout': number; 'max-size'?: number | undefined },
+    flags: { 'idle-timeout': number; 'max-size'?: number | undefined; 'stress-sink'?: number | undefined },
     once: boolean,
   ): Promise<void> {
     let decided: (report: SessionReport) => void = () => {};
@@ -165,17 +173,24 @@ ${EXIT_STATUS_HELP}`;
         },
       },
     );
-    const bound = await receiver.listen().catch((err: Error) => {
+    const sinkPort = flags['stress-sink'];
+    const sink = sinkPort === undefined ? undefined : new StressSink();
+    const sinkAt = await sink?.listen({ host: listen.host, port: sinkPort as number }).catch((err: Error) => {
+      throw new LocalIoError(`cannot open the stress sink: ${err.message}`);
+    });
+    const bound = await receiver.listen().catch(async (err: Error) => {
+      await sink?.close();
       throw new LocalIoError(`cannot listen on ${formatAddress(listen)}: ${err.message}`);
     });
     process.stderr.write(`listening on ${formatAddress(bound)}\n`);
     output.event({ event: 'listening', host: bound.host, port: bound.port });
+    if (sinkAt !== undefined) process.stderr.write(`stress sink on ${formatAddress(sinkAt)}\n`);
     const signal = this.interrupted.signal;
     const interrupted = new Promise<'interrupted'>((resolve) => {
       signal.addEventListener('abort', () => resolve('interrupted'), { once: true });
     });
     const ended = await Promise.race([onceDecided, interrupted]);
-    await receiver.close();
+    await Promise.all([receiver.close(), sink?.close()]);
     if (ended === 'interrupted') throw signal.reason;
     const error = onceError(ended);
     if (error !== undefined) this.exitWith(error, true);

@@ -4,8 +4,10 @@ import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { secondsFlag, sizeFlag } from '../cli/flags.js';
 import { StressLossError } from '../errors.js';
 import { loadHasher } from '../hash.js';
+import { parseAddress } from '../net-address.js';
+import { MIN_MESSAGE_LEN } from '../stress/messages.js';
 import { runInNamespaces } from '../stress/netns.js';
-import { MODES, type Mode, runStress, SCENARIOS, type StressRow } from '../stress/run-stress.js';
+import { MODES, type Mode, runStress, runTarget, SCENARIOS, type StressRow } from '../stress/run-stress.js';
 
 type Row = StressRow & { knobs?: string };
 
@@ -108,7 +110,18 @@ ${EXIT_STATUS_HELP}`;
       options: SCENARIOS,
     })(),
     seconds: secondsFlag({ default: 60, description: 'Upper bound on each run, in seconds.' }),
-    size: sizeFlag({ description: 'Bytes per message, at least 16 (default: per scenario).' }),
+    target: Flags.string({
+      description:
+        'Probe a real receiver instead: HOST:PORT of an "ackship recv" started with --stress-sink (no trouble of ours is applied).',
+      exclusive: ['netns', 'scenario'],
+    }),
+    'target-sink': Flags.integer({
+      description:
+        "Port of the receiver's --stress-sink, for the naive modes (default: the --target port + 1).",
+      max: 65535,
+      min: 1,
+    }),
+    size: sizeFlag({ description: 'Bytes per message, at least 20 (default: per scenario).' }),
   };
 
   static override summary = 'Show, side by side, naive TCP losing messages silently and ackship losing none.';
@@ -122,34 +135,46 @@ ${EXIT_STATUS_HELP}`;
     await loadHasher();
     const workload = {
       ...(flags.count !== undefined && { count: flags.count }),
-      ...(flags.size !== undefined && { size: Math.max(16, flags.size) }),
+      ...(flags.size !== undefined && { size: Math.max(MIN_MESSAGE_LEN, flags.size) }),
       ...(flags.concurrency !== undefined && { concurrency: flags.concurrency }),
     };
     const scenarios = flags.scenario ?? [...SCENARIOS];
-    const rows: Row[] = flags.netns
-      ? await runInNamespaces(
-          join(this.config.root, 'bin', 'run.js'),
-          [
-            ...scenarios.flatMap((s) => ['--scenario', s]),
-            '--mode',
-            modes.join(','),
-            '--seconds',
-            String(flags.seconds),
-            ...Object.entries(workload).flatMap(([k, v]) => [`--${k}`, String(v)]),
-          ],
-          this.interrupted.signal,
-        )
-      : await runStress({
-          scenarios,
+    const progress = (scenario: string, mode: string) => {
+      if (process.stderr.isTTY && !flags.quiet && !flags.json)
+        process.stderr.write(`running ${scenario} / ${mode} ...\n`);
+    };
+    const target = flags.target === undefined ? undefined : parseAddress(flags.target);
+    const rows: Row[] = target
+      ? await runTarget({
+          target,
+          sink: { host: target.host, port: flags['target-sink'] ?? target.port + 1 },
           modes: modes as Mode[],
           workload,
           seconds: flags.seconds,
           signal: this.interrupted.signal,
-          progress: (scenario, mode) => {
-            if (process.stderr.isTTY && !flags.quiet && !flags.json)
-              process.stderr.write(`running ${scenario} / ${mode} ...\n`);
-          },
-        });
+          progress,
+        })
+      : flags.netns
+        ? await runInNamespaces(
+            join(this.config.root, 'bin', 'run.js'),
+            [
+              ...scenarios.flatMap((s) => ['--scenario', s]),
+              '--mode',
+              modes.join(','),
+              '--seconds',
+              String(flags.seconds),
+              ...Object.entries(workload).flatMap(([k, v]) => [`--${k}`, String(v)]),
+            ],
+            this.interrupted.signal,
+          )
+        : await runStress({
+            scenarios,
+            modes: modes as Mode[],
+            workload,
+            seconds: flags.seconds,
+            signal: this.interrupted.signal,
+            progress,
+          });
     for (const row of rows) output.event({ event: 'stress', ...row });
     if (!flags.json) {
       const colour = Boolean(process.stdout.isTTY) && process.env.NO_COLOR === undefined;

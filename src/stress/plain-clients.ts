@@ -11,6 +11,7 @@ export type PlainMode = 'naive' | 'halfclose';
  */
 export function sendPlain(
   mode: PlainMode,
+  host: string,
   port: number,
   message: Buffer,
   timeoutMs: number,
@@ -18,7 +19,7 @@ export function sendPlain(
   return new Promise((resolve) => {
     let failed = false;
     let peerClosed = false;
-    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () =>
+    const socket = connect({ host, port, allowHalfOpen: true }, () =>
       // naive code is done once its bytes are handed to the kernel; it does not wait for the peer.
       socket.end(message, () => {
         if (mode === 'naive') socket.destroy();

@@ -4,9 +4,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once, setMaxListeners } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UnconfirmedError } from '../errors.js';
+import { type Address, formatAddress } from '../net-address.js';
 import { TRANSFER_ID_LEN } from '../protocol/constants.js';
 import { Sender } from '../send/sender.js';
 import type { Source } from '../send/sources.js';
@@ -47,11 +50,12 @@ export interface StressOptions {
   seconds: number;
   signal: AbortSignal;
   /** Told when a run starts, for progress on a terminal. */
-  progress?(scenario: Scenario, mode: Mode): void;
+  progress?(scenario: Scenario | 'target', mode: Mode): void;
 }
 
 export interface StressRow {
-  scenario: Scenario;
+  /** The scenario, or "target" for a run against a remote receiver. */
+  scenario: Scenario | 'target';
   mode: Mode;
   sent: number;
   /** Messages whose sender saw no error (naive), a clean close (halfclose), or a confirmation. */
@@ -139,8 +143,8 @@ async function storedMessages(dir: string): Promise<ReadonlyMap<number, number>>
   const got = new Map<number, number>();
   for (const name of await readdir(dir)) {
     if (!name.startsWith('m')) continue;
-    const id = checkMessage(await readFile(join(dir, name)));
-    if (id !== undefined && name === `m${id}`) got.set(id, 1);
+    const message = checkMessage(await readFile(join(dir, name)));
+    if (message !== undefined && name === `m${message.id}`) got.set(message.id, 1);
   }
   return got;
 }
@@ -167,7 +171,7 @@ interface SendTally {
 
 async function sendPlainMessages(
   mode: PlainMode,
-  port: () => number,
+  address: () => Address,
   messages: Buffer[],
   w: Workload,
   signal: AbortSignal,
@@ -175,14 +179,15 @@ async function sendPlainMessages(
   const tally: SendTally = { believed: new Set(), retries: 0, connections: 0 };
   await pool(messages.length, w.concurrency, signal, async (i) => {
     tally.connections++;
-    if (await sendPlain(mode, port(), messages[i] as Buffer, 5000)) tally.believed.add(i);
+    const { host, port } = address();
+    if (await sendPlain(mode, host, port, messages[i] as Buffer, 5000)) tally.believed.add(i);
   });
   return tally;
 }
 
 async function sendAckshipMessages(
   mode: 'ackship' | 'ackship-mux',
-  port: () => number,
+  address: () => Address,
   sources: Source[],
   w: Workload,
   signal: AbortSignal,
@@ -191,7 +196,7 @@ async function sendAckshipMessages(
   const session = randomBytes(TRANSFER_ID_LEN);
   const senderFor = () =>
     new Sender({
-      address: { host: '127.0.0.1', port: port() },
+      address: address(),
       timeoutMs: 3000,
       retry: { retries: 40, baseDelayMs: 20, maxDelayMs: 500 },
       signal,
@@ -221,55 +226,50 @@ async function sendAckshipMessages(
   return tally;
 }
 
-async function runOne(
-  scenario: Scenario,
+/** The messages as files, for the ackship modes' senders. */
+async function messageFiles(dir: string, messages: Buffer[], prefix: string): Promise<Source[]> {
+  await mkdir(dir, { recursive: true });
+  return Promise.all(
+    messages.map(async (message, i) => {
+      const path = join(dir, `m${i}`);
+      await writeFile(path, message);
+      return { label: path, path, name: `${prefix}m${i}`, size: message.length };
+    }),
+  );
+}
+
+function isPlain(mode: Mode): mode is PlainMode {
+  return mode === 'naive' || mode === 'halfclose';
+}
+
+function sendAll(
+  mode: Mode,
+  address: () => Address,
+  messages: Buffer[],
+  sources: Source[],
+  w: Workload,
+  signal: AbortSignal,
+) {
+  return isPlain(mode)
+    ? sendPlainMessages(mode, address, messages, w, signal)
+    : sendAckshipMessages(mode, address, sources, w, signal);
+}
+
+/** The run's signal: the user's, bounded by `seconds`. */
+function bounded(options: Pick<StressOptions, 'signal' | 'seconds'>): AbortSignal {
+  const signal = AbortSignal.any([options.signal, AbortSignal.timeout(options.seconds * 1000)]);
+  setMaxListeners(0, signal); // every message in flight waits on it
+  return signal;
+}
+
+function toRow(
+  scenario: StressRow['scenario'],
   mode: Mode,
   w: Workload,
-  options: StressOptions,
-  work: string,
-): Promise<StressRow> {
-  const messages = Array.from({ length: w.count }, (_, i) => makeMessage(i, w.size));
-  const dir = join(work, `${scenario}-${mode}`);
-  await mkdir(join(dir, 'in'), { recursive: true });
-  const sources: Source[] = [];
-  if (mode === 'ackship' || mode === 'ackship-mux') {
-    await mkdir(join(dir, 'out'));
-    for (const [i, message] of messages.entries()) {
-      const path = join(dir, 'out', `m${i}`);
-      await writeFile(path, message);
-      sources.push({ label: path, path, name: `m${i}`, size: message.length });
-    }
-  }
-  const trouble: Trouble = scenario;
-  const backend = mode === 'naive' || mode === 'halfclose' ? 'plain' : 'ackship';
-  const receiver = new ReceiverProcess({
-    backend,
-    trouble,
-    port: 0,
-    dir: join(dir, 'in'),
-  });
-  await receiver.start();
-  const bound = AbortSignal.any([options.signal, AbortSignal.timeout(options.seconds * 1000)]);
-  setMaxListeners(0, bound); // every message in flight waits on it
-  const started = performance.now();
-  const crashing =
-    scenario === 'crash'
-      ? (async () => {
-          await new Promise((resolve) => setTimeout(resolve, CRASH_AFTER_MS));
-          await receiver.crash();
-          await new Promise((resolve) => setTimeout(resolve, CRASH_DOWN_MS));
-          await receiver.start();
-        })()
-      : Promise.resolve();
-  const port = () => receiver.port;
-  const tally =
-    mode === 'naive' || mode === 'halfclose'
-      ? await sendPlainMessages(mode, port, messages, w, bound)
-      : await sendAckshipMessages(mode, port, sources, w, bound);
-  await crashing;
-  const seconds = (performance.now() - started) / 1000;
-  await receiver.stop();
-  const got = backend === 'ackship' ? await storedMessages(join(dir, 'in')) : receiver.got;
+  tally: SendTally,
+  got: ReadonlyMap<number, number>,
+  seconds: number,
+): StressRow {
   let lostSilently = 0;
   for (const id of tally.believed) if (!got.has(id)) lostSilently++;
   let duplicates = 0;
@@ -287,6 +287,94 @@ async function runOne(
     duplicates,
     seconds,
   };
+}
+
+async function runOne(scenario: Scenario, mode: Mode, w: Workload, options: StressOptions, work: string) {
+  const messages = Array.from({ length: w.count }, (_, i) => makeMessage(0, i, w.size));
+  const dir = join(work, `${scenario}-${mode}`);
+  await mkdir(join(dir, 'in'), { recursive: true });
+  const sources = isPlain(mode) ? [] : await messageFiles(join(dir, 'out'), messages, '');
+  const backend = isPlain(mode) ? 'plain' : 'ackship';
+  const trouble: Trouble = scenario;
+  const receiver = new ReceiverProcess({ backend, trouble, port: 0, dir: join(dir, 'in') });
+  await receiver.start();
+  const signal = bounded(options);
+  const started = performance.now();
+  const crashing =
+    scenario === 'crash'
+      ? (async () => {
+          await new Promise((resolve) => setTimeout(resolve, CRASH_AFTER_MS));
+          await receiver.crash();
+          await new Promise((resolve) => setTimeout(resolve, CRASH_DOWN_MS));
+          await receiver.start();
+        })()
+      : Promise.resolve();
+  const address = () => ({ host: '127.0.0.1', port: receiver.port });
+  const tally = await sendAll(mode, address, messages, sources, w, signal);
+  await crashing;
+  const seconds = (performance.now() - started) / 1000;
+  await receiver.stop();
+  const got = backend === 'ackship' ? await storedMessages(join(dir, 'in')) : receiver.got;
+  return toRow(scenario, mode, w, tally, got, seconds);
+}
+
+/** Asks a remote sink which messages of `run` its program got. */
+async function sinkReport(sink: Address, run: number): Promise<Map<number, number>> {
+  const socket = connect({ host: sink.host, port: sink.port }, () => socket.end(`REPORT ${run}\n`));
+  let text = '';
+  socket.on('data', (chunk: Buffer) => {
+    text += chunk;
+  });
+  try {
+    await once(socket, 'end');
+    const { ids } = JSON.parse(text) as { ids: number[] };
+    return new Map(ids.map((id) => [id, 1]));
+  } catch (err) {
+    throw new UnconfirmedError(
+      `the stress sink at ${formatAddress(sink)} gave no report: ${(err as Error).message}`,
+    );
+  } finally {
+    socket.destroy();
+  }
+}
+
+export interface TargetOptions extends Omit<StressOptions, 'scenarios'> {
+  /** A remote `ackship recv`, for the ackship modes. */
+  target: Address;
+  /** Its plain-TCP sink (`recv --stress-sink`), for the naive modes. */
+  sink: Address;
+}
+
+/**
+ * `--target`: the workload against a real receiver elsewhere, with no trouble of ours. For the
+ * naive modes the sink says which messages it got; for the ackship modes the receiver's
+ * confirmations are its report.
+ */
+export async function runTarget(options: TargetOptions): Promise<StressRow[]> {
+  const work = await mkdtemp(join(tmpdir(), 'ackship-stress-'));
+  const w = { count: 1000, size: 1024, concurrency: 50, ...options.workload };
+  const rows: StressRow[] = [];
+  try {
+    for (const mode of options.modes) {
+      options.progress?.('target', mode);
+      const run = randomBytes(4).readUInt32BE(0);
+      const messages = Array.from({ length: w.count }, (_, i) => makeMessage(run, i, w.size));
+      const sources = isPlain(mode)
+        ? []
+        : await messageFiles(join(work, String(run)), messages, `stress-${run}/`);
+      const address = () => (isPlain(mode) ? options.sink : options.target);
+      const started = performance.now();
+      const tally = await sendAll(mode, address, messages, sources, w, bounded(options));
+      const seconds = (performance.now() - started) / 1000;
+      const got = isPlain(mode)
+        ? await sinkReport(options.sink, run)
+        : new Map([...tally.believed].map((id) => [id, 1]));
+      rows.push(toRow('target', mode, w, tally, got, seconds));
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return rows;
 }
 
 /** Runs every scenario in every mode, one after another. */

@@ -10,7 +10,7 @@ import { loadHasher } from '../hash.js';
 import { Receiver } from '../recv/receiver.js';
 import { DirectoryPlacement } from '../store/placement.js';
 import { ReceiveStore } from '../store/receive-store.js';
-import { checkMessage } from './messages.js';
+import { StressSink } from './sink.js';
 
 export type Trouble = 'backlog' | 'restart' | 'crash' | 'unread' | 'none';
 
@@ -53,19 +53,11 @@ async function listen(server: Server, port: number, backlog: number): Promise<nu
   return (server.address() as AddressInfo).port;
 }
 
-/** A plain TCP sink: a message counts once its connection ended and its bytes check out. */
+/** The plain sink of the naive modes, reporting each verified message as it arrives. */
 async function plainBackend(): Promise<number> {
-  const server = createServer({ allowHalfOpen: true }, (socket) => {
-    const chunks: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', () => {});
-    socket.on('end', () => {
-      const id = checkMessage(Buffer.concat(chunks));
-      if (id !== undefined) report(`got ${id}`);
-      socket.end();
-    });
-  });
-  return listen(server, 0, 511);
+  const sink = new StressSink(({ id }) => report(`got ${id}`));
+  const { port } = await sink.listen({ host: '127.0.0.1', port: 0 });
+  return port;
 }
 
 /**

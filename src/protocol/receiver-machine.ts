@@ -68,17 +68,6 @@ export class ReceiverMachine {
     return ourHello(Role.Receiver);
   }
 
-  /** Items offered and not yet confirmed or rejected. */
-  get openItems(): number {
-    return this.#items.size;
-  }
-
-  /** True while an item is being verified and placed: the peer is then rightly silent. */
-  get committing(): boolean {
-    for (const item of this.#items.values()) if (item.phase === 'committing') return true;
-    return false;
-  }
-
   receive(message: Incoming): ReceiverAction[] {
     if (this.#failed) return [];
     if (message.kind === 'hello') {

@@ -17,7 +17,7 @@ export interface Knobs {
 }
 
 /** The default first, then each knob flipped, then both. */
-export const KNOB_SETS: readonly Knobs[] = [
+const KNOB_SETS: readonly Knobs[] = [
   { syncookies: 1, abortOnOverflow: 0 },
   { syncookies: 0, abortOnOverflow: 0 },
   { syncookies: 1, abortOnOverflow: 1 },
@@ -26,7 +26,7 @@ export const KNOB_SETS: readonly Knobs[] = [
 
 export type NetnsRow = StressRow & { knobs: string };
 
-export function describeKnobs(k: Knobs): string {
+function describeKnobs(k: Knobs): string {
   return `syncookies=${k.syncookies} abort_on_overflow=${k.abortOnOverflow}`;
 }
 

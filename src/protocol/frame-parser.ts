@@ -26,17 +26,13 @@ export class FrameParser {
   #state: State = State.Hello;
   #kind = 0;
   #bodyLen = 0;
-  #scratch = Buffer.alloc(0);
 
   /** Bytes received but not yet parsed into a message. */
   get buffered(): number {
     return this.#buffered;
   }
 
-  /**
-   * Feeds bytes; returns every message they complete, in order. A DATA payload may be a view of
-   * a buffer the parser reuses: it is valid until the next push().
-   */
+  /** Feeds bytes; returns every message they complete, in order. */
   push(chunk: Buffer): Incoming[] {
     if (this.#state === State.Failed) throw new ProtocolError('parser already failed');
     if (chunk.length > 0) {
@@ -119,10 +115,8 @@ export class FrameParser {
       this.#chunks[0] = head.subarray(n);
       return head.subarray(0, n);
     }
-    // A frame that spans chunks is assembled in one reused buffer, not a fresh one each time:
-    // at 1 MiB per DATA frame the garbage would otherwise grow the process by tens of MiB.
-    if (this.#scratch.length < n) this.#scratch = Buffer.allocUnsafe(Math.max(n, this.#scratch.length * 2));
-    const out = this.#scratch.subarray(0, n);
+    // A fresh buffer: the receiver keeps a DATA payload while it is written to disk.
+    const out = Buffer.allocUnsafe(n);
     let at = 0;
     while (at < n) {
       const chunk = this.#chunks[0] as Buffer;

@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import { type AckshipError, ProtocolError, TransientError } from '../errors.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
-import { ErrorCode, Kind, RejectCode } from '../protocol/constants.js';
+import { ErrorCode, Kind } from '../protocol/constants.js';
 import { FrameParser } from '../protocol/frame-parser.js';
 import {
   type ReceiverAction,
@@ -12,7 +12,7 @@ import {
   ReceiverMachine,
   type ValidOffer,
 } from '../protocol/receiver-machine.js';
-import type { ItemWriter, ReceiveStore } from '../store/receive-store.js';
+import { type ItemWriter, ioRejectCode, type ReceiveStore } from '../store/receive-store.js';
 
 export interface ItemReport {
   peer: string;
@@ -41,11 +41,6 @@ export interface SessionReport {
 export interface SessionEvents {
   confirmed(item: ItemReport): void;
   rejected(item: { peer: string; name: string; reason: string }): void;
-}
-
-function ioRejectCode(err: unknown): RejectCode {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === 'ENOSPC' || code === 'EDQUOT' ? RejectCode.NoSpace : RejectCode.ReceiverIo;
 }
 
 export class Session {

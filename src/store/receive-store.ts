@@ -16,6 +16,23 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Bytes of one item being written at once: enough to keep the disk busy, bounded in memory. */
+const MAX_WRITING = 8 * 1024 * 1024;
+
+async function writeAt(file: FileHandle, payload: Buffer, offset: number): Promise<void> {
+  let at = 0;
+  while (at < payload.length) {
+    const { bytesWritten } = await file.write(payload, at, payload.length - at, offset + at);
+    at += bytesWritten;
+  }
+}
+
+/** A full disk is "no space" (not retryable); any other write failure may pass. */
+export function ioRejectCode(err: unknown): RejectCode {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? RejectCode.NoSpace : RejectCode.ReceiverIo;
+}
+
 /** Where an accepted item's data goes until it is committed. */
 export interface ItemWriter {
   readonly name: string;
@@ -91,6 +108,9 @@ export class PartWriter implements ItemWriter {
   readonly #file: FileHandle;
   #hasher: Hasher;
   #closed: Promise<void> | undefined;
+  readonly #writing = new Set<Promise<void>>();
+  #writingBytes = 0;
+  #failure: unknown;
   /** Called when another connection takes this transfer id over. */
   onTakeover: () => void = () => {};
 
@@ -110,22 +130,50 @@ export class PartWriter implements ItemWriter {
     return this.#offer.size;
   }
 
+  /**
+   * Hashes `payload` (in order, here) and starts writing it at `offset`; resolves while fewer
+   * than MAX_WRITING bytes are being written, so the disk works while the socket is read.
+   * Throws the first failure of any write.
+   */
   async write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
     if (truncate) {
       // The sender found our prefix differs from its bytes: start over.
+      await this.#settled();
       await this.#file.truncate(0);
       this.#hasher = createHasher();
     }
-    let at = 0;
-    while (at < payload.length) {
-      const { bytesWritten } = await this.#file.write(payload, at, payload.length - at, offset + at);
-      at += bytesWritten;
-    }
     this.#hasher.update(payload);
+    const writing = writeAt(this.#file, payload, offset).catch((err: unknown) => {
+      this.#failure ??= err;
+    });
+    this.#writing.add(writing);
+    this.#writingBytes += payload.length;
+    void writing.finally(() => {
+      this.#writing.delete(writing);
+      this.#writingBytes -= payload.length;
+    });
+    while (this.#writingBytes > MAX_WRITING && this.#failure === undefined) await Promise.race(this.#writing);
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** Waits for every write under way; throws the first that failed. */
+  async #settled(): Promise<void> {
+    await Promise.all(this.#writing);
+    if (this.#failure !== undefined) throw this.#failure;
   }
 
   /** §7: verify, fsync, journal, place, and only then report the item confirmed. */
   async commit(expected: bigint): Promise<CommitOutcome> {
+    try {
+      await this.#settled();
+    } catch (err) {
+      await this.#release(false);
+      return {
+        type: 'reject',
+        code: ioRejectCode(err),
+        reason: `receiver could not write the item: ${message(err)}`,
+      };
+    }
     const hash = this.#hasher.digest();
     if (hash !== expected) {
       await this.#release(false);
@@ -169,6 +217,7 @@ export class PartWriter implements ItemWriter {
   #release(sync: boolean): Promise<void> {
     this.#closed ??= (async () => {
       try {
+        await Promise.all(this.#writing);
         if (sync) await this.#file.sync();
       } finally {
         await this.#file.close();

@@ -60,13 +60,6 @@ ${EXIT_STATUS_HELP}`;
       description: 'Address to listen on, HOST:PORT; port 0 picks a free port.',
       env: 'ACKSHIP_LISTEN',
     }),
-    'stress-sink': Flags.integer({
-      description:
-        'Also open a plain-TCP sink on this port (same host as --listen) for the naive modes of "ackship stress --target".',
-      env: 'ACKSHIP_STRESS_SINK',
-      max: 65535,
-      min: 0,
-    }),
     'max-size': sizeFlag({
       description: 'Largest item accepted (e.g. 10G); larger offers are rejected before any data.',
       env: 'ACKSHIP_MAX_SIZE',
@@ -84,6 +77,13 @@ ${EXIT_STATUS_HELP}`;
     overwrite: Flags.boolean({
       description: 'Replace existing files (atomically); without it an existing name is rejected.',
       env: 'ACKSHIP_OVERWRITE',
+    }),
+    'stress-sink': Flags.integer({
+      description:
+        'Also open a plain-TCP sink on this port (same host as --listen) for the naive modes of "ackship stress --target".',
+      env: 'ACKSHIP_STRESS_SINK',
+      max: 65535,
+      min: 0,
     }),
   };
 

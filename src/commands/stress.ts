@@ -96,13 +96,13 @@ ${EXIT_STATUS_HELP}`;
       max: 1000,
     }),
     count: Flags.integer({ description: 'Messages per run (default: per scenario).', min: 1, max: 100_000 }),
-    netns: Flags.boolean({
-      description:
-        'Run inside private network namespaces (root), once per setting of net.ipv4.tcp_syncookies and tcp_abort_on_overflow, to show which one matters.',
-    }),
     mode: Flags.string({
       default: MODES.join(','),
       description: `Modes to run, comma-separated: ${MODES.join(', ')}.`,
+    }),
+    netns: Flags.boolean({
+      description:
+        'Run inside private network namespaces (root), once per setting of net.ipv4.tcp_syncookies and tcp_abort_on_overflow, to show which one matters.',
     }),
     scenario: Flags.option({
       description: 'Scenarios to run (repeatable; default: all).',
@@ -110,6 +110,7 @@ ${EXIT_STATUS_HELP}`;
       options: SCENARIOS,
     })(),
     seconds: secondsFlag({ default: 60, description: 'Upper bound on each run, in seconds.' }),
+    size: sizeFlag({ description: 'Bytes per message, at least 20 (default: per scenario).' }),
     target: Flags.string({
       description:
         'Probe a real receiver instead: HOST:PORT of an "ackship recv" started with --stress-sink (no trouble of ours is applied).',
@@ -121,7 +122,6 @@ ${EXIT_STATUS_HELP}`;
       max: 65535,
       min: 1,
     }),
-    size: sizeFlag({ description: 'Bytes per message, at least 20 (default: per scenario).' }),
   };
 
   static override summary = 'Show, side by side, naive TCP losing messages silently and ackship losing none.';

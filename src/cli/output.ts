@@ -42,16 +42,18 @@ export class Output {
   /** A failure: always one line on stderr, and a record under --json. */
   failure(error: AckshipError, fields: Record<string, unknown> = {}): void {
     this.#options.stderr.write(`ackship: ${oneLine(error.message)}\n`);
-    if (this.#options.json) {
-      const record = {
-        event: 'error',
-        ...fields,
-        code: error.code,
-        exitCode: error.exitCode,
-        message: error.message,
-      };
-      this.#options.records.write(`${JSON.stringify(record)}\n`);
-    }
+    this.failureRecord(error, fields);
+  }
+
+  /** Only the record of a failure whose cause stderr has already told. */
+  failureRecord(error: AckshipError, fields: Record<string, unknown> = {}): void {
+    this.event({
+      event: 'error',
+      ...fields,
+      code: error.code,
+      exitCode: error.exitCode,
+      message: error.message,
+    });
   }
 }
 

@@ -4,7 +4,7 @@ import { secondsFlag } from '../cli/flags.js';
 import type { Output } from '../cli/output.js';
 import { createProgress } from '../cli/progress.js';
 import { formatBytes } from '../cli/units.js';
-import { PartialError, UsageError } from '../errors.js';
+import { PartialError, RejectedError, UsageError } from '../errors.js';
 import { hashHex, loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
 import { printableName } from '../protocol/names.js';
@@ -108,6 +108,8 @@ ${EXIT_STATUS_HELP}`;
       loadHasher(),
     ]);
     const progress = createProgress(!flags.quiet && !flags.json);
+    const seen = new Set<string>();
+    const once = (key: string) => !seen.has(key) && Boolean(seen.add(key));
     const { sources } = resolved;
     progress.start(
       sources.length,
@@ -127,12 +129,14 @@ ${EXIT_STATUS_HELP}`;
         {
           progress: (_, sent) => progress.sent(sent),
           retry: (source, attempt, error, delayMs) =>
+            // Items in flight together fail together: one line per attempt and cause, not per item.
+            once(`${attempt} ${error.message}`) &&
             output.note(
               `ackship: ${printableName(source.name)}: attempt ${attempt} failed: ${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
             ),
           finished: (outcome) => {
             progress.settled();
-            report(output, outcome);
+            report(output, outcome, once);
           },
         },
       );
@@ -159,7 +163,7 @@ function reportSummary(output: Output, summary: JobSummary): void {
   );
 }
 
-function report(output: Output, outcome: ItemOutcome): void {
+function report(output: Output, outcome: ItemOutcome, once: (key: string) => boolean): void {
   const { source, seconds } = outcome;
   const name = printableName(source.name);
   const base = {
@@ -170,7 +174,11 @@ function report(output: Output, outcome: ItemOutcome): void {
     seconds: Math.round(seconds * 1000) / 1000,
   };
   if (outcome.status === 'failed') {
-    output.failure(outcome.error, { ...base, status: 'failed' });
+    const record = { ...base, status: 'failed' };
+    // A rejection concerns its item; a lost receiver is one cause, told once on stderr.
+    if (outcome.error instanceof RejectedError || once(outcome.error.message))
+      output.failure(outcome.error, record);
+    else output.failureRecord(outcome.error, record);
     return;
   }
   const { hash, attempts, bytesSent, resumedFrom } = outcome.delivery;

@@ -151,6 +151,13 @@ export class StressLossError extends AckshipError {
   override name = 'StressLossError';
 }
 
+/** A library caller aborted the transfer; partials stay on the receiver for a resume. */
+export class AbortedError extends AckshipError {
+  override readonly code = 'ACK_ERR_ABORTED';
+  override readonly exitCode = ExitCode.Interrupted;
+  override name = 'AbortedError';
+}
+
 /** Some items of a run were confirmed and others were not. */
 export class PartialError extends AckshipError {
   override readonly code = 'ACK_ERR_PARTIAL';

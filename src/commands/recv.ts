@@ -6,6 +6,7 @@ import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { secondsFlag, sizeFlag } from '../cli/flags.js';
 import type { Output } from '../cli/output.js';
 import { formatBytes } from '../cli/units.js';
+import { DEFAULTS } from '../defaults.js';
 import { type AckshipError, LocalIoError, PartialError, ProtocolError, RejectedError } from '../errors.js';
 import { hashHex, loadHasher } from '../hash.js';
 import { formatAddress, parseAddress } from '../net-address.js';
@@ -51,12 +52,12 @@ ${EXIT_STATUS_HELP}`;
 
   static override flags = {
     'idle-timeout': secondsFlag({
-      default: 60,
+      default: DEFAULTS.idleTimeoutSeconds,
       description: 'Seconds a sender may stay silent before its session is ended (it can resume).',
       env: 'ACKSHIP_IDLE_TIMEOUT',
     }),
     listen: Flags.string({
-      default: '127.0.0.1:7420',
+      default: DEFAULTS.listen,
       description: 'Address to listen on, HOST:PORT; port 0 picks a free port.',
       env: 'ACKSHIP_LISTEN',
     }),
@@ -129,7 +130,7 @@ ${EXIT_STATUS_HELP}`;
         store,
         limits: { maxSize: flags['max-size'] ?? Number.MAX_SAFE_INTEGER },
         idleTimeoutMs: flags['idle-timeout'] * 1000,
-        graceMs: 5000,
+        graceMs: DEFAULTS.graceSeconds * 1000,
       },
       {
         confirmed: (item) =>

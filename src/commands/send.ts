@@ -4,6 +4,7 @@ import { secondsFlag } from '../cli/flags.js';
 import type { Output } from '../cli/output.js';
 import { createProgress } from '../cli/progress.js';
 import { formatBytes } from '../cli/units.js';
+import { DEFAULTS } from '../defaults.js';
 import { PartialError, RejectedError, UsageError } from '../errors.js';
 import { hashHex, loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
@@ -44,7 +45,7 @@ ${EXIT_STATUS_HELP}`;
 
   static override flags = {
     connections: Flags.integer({
-      default: 1,
+      default: DEFAULTS.connections,
       description: 'TCP connections to spread the items over.',
       env: 'ACKSHIP_CONNECTIONS',
       max: 16,
@@ -63,18 +64,18 @@ ${EXIT_STATUS_HELP}`;
       description: 'Send directories and all they hold ("dir/" sends only what dir holds, like rsync).',
     }),
     retries: Flags.integer({
-      default: 8,
+      default: DEFAULTS.retries,
       description: 'Attempts after the first before an item counts as not confirmed.',
       env: 'ACKSHIP_RETRIES',
       min: 0,
     }),
     'retry-delay': secondsFlag({
-      default: 0.5,
+      default: DEFAULTS.retryDelaySeconds,
       description: 'First delay between attempts, in seconds; it doubles each time, up to 5 s, with jitter.',
       env: 'ACKSHIP_RETRY_DELAY',
     }),
     timeout: secondsFlag({
-      default: 30,
+      default: DEFAULTS.timeoutSeconds,
       description: 'Seconds of silence from the receiver after which an attempt is given up and retried.',
       env: 'ACKSHIP_TIMEOUT',
     }),
@@ -122,7 +123,11 @@ ${EXIT_STATUS_HELP}`;
           address,
           connections: flags.connections,
           timeoutMs: flags.timeout * 1000,
-          retry: { retries: flags.retries, baseDelayMs: flags['retry-delay'] * 1000, maxDelayMs: 5000 },
+          retry: {
+            retries: flags.retries,
+            baseDelayMs: flags['retry-delay'] * 1000,
+            maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
+          },
           signal,
           stateDir: defaultStateDir(process.env),
         },

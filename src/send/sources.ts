@@ -33,15 +33,30 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
 }
 
-async function spool(input: Readable, dir: string, signal: AbortSignal): Promise<string> {
-  const path = join(dir, 'stdin');
+/**
+ * A stream (stdin) or bytes, spooled to a private (0600) file at `path` so that its length is
+ * known and a retry can read it again; the caller removes it.
+ */
+export async function spooledSource(
+  input: Readable | Uint8Array,
+  name: string,
+  label: string,
+  path: string,
+  signal: AbortSignal,
+): Promise<Source> {
   try {
-    await pipeline(input, createWriteStream(path, { flags: 'wx', mode: 0o600 }), { signal });
+    const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+    await (input instanceof Uint8Array
+      ? new Promise<void>((resolve, reject) =>
+          out.end(input, (err?: Error | null) => (err ? reject(err) : resolve())),
+        )
+      : pipeline(input, out, { signal }));
   } catch (err) {
     if (signal.aborted) throw signal.reason;
-    throw new LocalIoError(`cannot spool stdin to ${path}: ${(err as Error).message}`);
+    throw new LocalIoError(`cannot spool ${label} to ${path}: ${(err as Error).message}`);
   }
-  return path;
+  const { size } = await stat(path);
+  return { label, path, name, size };
 }
 
 export interface SourceOptions {
@@ -73,9 +88,7 @@ export async function resolveSources(paths: string[], options: SourceOptions): P
     for (const label of paths) {
       if (label === '-') {
         spoolDir = await mkdtemp(join(tmpdir(), 'ackship-spool-'));
-        const path = await spool(stdin(), spoolDir, signal);
-        const { size } = await stat(path);
-        sources.push({ label, path, name: name ?? 'stdin', size });
+        sources.push(await spooledSource(stdin(), name ?? 'stdin', 'stdin', join(spoolDir, 'stdin'), signal));
         continue;
       }
       sources.push(...(await pathSources(label, options)));

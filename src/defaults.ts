@@ -1,0 +1,20 @@
+// Defaults shared by the CLI flags and the library API, defined once.
+import { DEFAULT_PORT } from './net-address.js';
+
+export const DEFAULTS = {
+  /** recv: where to listen. */
+  listen: `127.0.0.1:${DEFAULT_PORT}`,
+  /** recv: seconds a sender may stay silent before its session is ended. */
+  idleTimeoutSeconds: 60,
+  /** send: seconds of silence from the receiver before an attempt is given up. */
+  timeoutSeconds: 30,
+  /** send: attempts after the first. */
+  retries: 8,
+  /** send: the first delay between attempts, in seconds; it doubles up to maxRetryDelaySeconds. */
+  retryDelaySeconds: 0.5,
+  maxRetryDelaySeconds: 5,
+  /** send: connections to spread items over. */
+  connections: 1,
+  /** recv: how long a shutdown waits for sessions to end, in seconds. */
+  graceSeconds: 5,
+} as const;

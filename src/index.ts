@@ -1,0 +1,219 @@
+// The library API: `send` resolves only when every item is confirmed by the receiver, and
+// `serve` runs a receiver in this process. Errors are the same typed errors, with the same
+// `code` and `exitCode`, as the CLI's.
+import { EventEmitter } from 'node:events';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { DEFAULTS } from './defaults.js';
+import { AbortedError, LocalIoError } from './errors.js';
+import { loadHasher } from './hash.js';
+import { type Address, parseAddress } from './net-address.js';
+import { Receiver } from './recv/receiver.js';
+import type { ItemReport, SessionReport } from './recv/session.js';
+import { type JobSummary, jobError, sendJob } from './send/send-job.js';
+import { resolveSources, type Source, spooledSource } from './send/sources.js';
+import { defaultStateDir } from './send/transfer-ids.js';
+import { DirectoryPlacement } from './store/placement.js';
+import { ReceiveStore } from './store/receive-store.js';
+
+export { DEFAULTS } from './defaults.js';
+export * from './errors.js';
+export type { Address } from './net-address.js';
+
+/** A file by path (named by its base name, or `name`), or bytes or a stream under `name`. */
+export type SendItem =
+  | string
+  | { path: string; name?: string }
+  | { name: string; data: Uint8Array | Readable };
+
+export interface SendOptions {
+  /** Seconds of silence from the receiver before an attempt is given up and retried. */
+  timeout?: number;
+  retries?: number;
+  /** Seconds before the first retry; it doubles each time, with jitter. */
+  retryDelay?: number;
+  connections?: number;
+  /** Where unconfirmed transfer ids are kept so that a later call resumes. */
+  stateDir?: string;
+  /** Cancels the transfer; partials stay on the receiver for the next call to resume. */
+  signal?: AbortSignal;
+  /** `bytes` more of item `name` are on their way (not yet confirmed). */
+  onProgress?: (name: string, bytes: number) => void;
+}
+
+export interface ConfirmedItem {
+  name: string;
+  bytes: number;
+  /** xxHash64 of the item, as 16 hex digits, as the receiver confirmed it. */
+  hash: string;
+  attempts: number;
+  seconds: number;
+  /** Payload bytes put on the wire over all attempts. */
+  bytesSent: number;
+  /** Where the last attempt started: the receiver's durable offset after an interruption. */
+  resumedFrom: number;
+}
+
+export interface SendResult {
+  items: ConfirmedItem[];
+  summary: JobSummary;
+}
+
+/** A signal whose reason is an AbortedError, following the caller's. */
+function ownSignal(signal: AbortSignal | undefined): AbortSignal {
+  const controller = new AbortController();
+  const abort = () => controller.abort(new AbortedError('the transfer was aborted'));
+  if (signal?.aborted) abort();
+  signal?.addEventListener('abort', abort, { once: true });
+  return controller.signal;
+}
+
+/**
+ * Sends `items` to the receiver at `target` (HOST[:PORT]). Resolves once every item is
+ * confirmed: checked, durable, under its name. Rejects with the item's typed error when none
+ * was, or with a PartialError when some were.
+ */
+export async function send(
+  target: string,
+  items: SendItem[],
+  options: SendOptions = {},
+): Promise<SendResult> {
+  const address = parseAddress(target);
+  const signal = ownSignal(options.signal);
+  await loadHasher();
+  const spoolDir = await mkdtemp(join(tmpdir(), 'ackship-spool-'));
+  try {
+    const sources: Source[] = [];
+    for (const [i, item] of items.entries()) {
+      if (typeof item !== 'string' && 'data' in item) {
+        sources.push(await spooledSource(item.data, item.name, item.name, join(spoolDir, String(i)), signal));
+        continue;
+      }
+      const path = typeof item === 'string' ? item : item.path;
+      const name = typeof item === 'string' ? undefined : item.name;
+      const resolved = await resolveSources([path], {
+        ...(name !== undefined && { name }),
+        recursive: false,
+        noSkip: true,
+        stdin: () => {
+          throw new LocalIoError('"-" is not a path here: pass the stream as { name, data }');
+        },
+        warn: () => {},
+        signal,
+      });
+      sources.push(...resolved.sources);
+    }
+    const { outcomes, summary } = await sendJob(
+      sources,
+      {
+        address,
+        connections: options.connections ?? DEFAULTS.connections,
+        timeoutMs: (options.timeout ?? DEFAULTS.timeoutSeconds) * 1000,
+        retry: {
+          retries: options.retries ?? DEFAULTS.retries,
+          baseDelayMs: (options.retryDelay ?? DEFAULTS.retryDelaySeconds) * 1000,
+          maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
+        },
+        signal,
+        stateDir: options.stateDir ?? defaultStateDir(process.env),
+      },
+      {
+        progress: (source, bytes) => options.onProgress?.(source.name, bytes),
+        finished: () => {},
+      },
+    );
+    const error = jobError(sources, outcomes);
+    if (error !== undefined) throw error;
+    return {
+      items: outcomes.flatMap((o) =>
+        o.status === 'confirmed'
+          ? [
+              {
+                name: o.source.name,
+                bytes: o.source.size,
+                hash: o.delivery.hash.toString(16).padStart(16, '0'),
+                attempts: o.delivery.attempts,
+                seconds: o.seconds,
+                bytesSent: o.delivery.bytesSent,
+                resumedFrom: o.delivery.resumedFrom,
+              },
+            ]
+          : [],
+      ),
+      summary,
+    };
+  } finally {
+    await rm(spoolDir, { recursive: true, force: true });
+  }
+}
+
+export interface ServeOptions {
+  /** The directory items are stored in (created if missing). */
+  out: string;
+  /** HOST:PORT to listen on; port 0 picks a free one. */
+  listen?: string;
+  /** Replace existing files; without it an existing name is rejected. */
+  overwrite?: boolean;
+  /** Largest item accepted, in bytes. */
+  maxSize?: number;
+  /** Seconds a sender may stay silent before its session is ended. */
+  idleTimeout?: number;
+}
+
+export interface ReceiverEventMap {
+  /** An item is confirmed to its sender (or, `again`, confirmed once more to a retry). */
+  confirmed: [ItemReport];
+  rejected: [{ peer: string; name: string; reason: string }];
+  /** A connection ended. */
+  session: [SessionReport];
+}
+
+/** A receiver running in this process. */
+export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
+  readonly #receiver: Receiver;
+  /** The address it listens on (the real port when asked for port 0). */
+  readonly address: Address;
+
+  private constructor(receiver: Receiver, address: Address) {
+    super();
+    this.#receiver = receiver;
+    this.address = address;
+  }
+
+  /** @internal */
+  static async start(options: ServeOptions): Promise<AckshipReceiver> {
+    await loadHasher();
+    const dir = resolve(options.out);
+    await mkdir(dir, { recursive: true });
+    const store = await ReceiveStore.open(dir, new DirectoryPlacement(dir, options.overwrite ?? false));
+    let self: AckshipReceiver | undefined;
+    const receiver = new Receiver(
+      {
+        listen: parseAddress(options.listen ?? DEFAULTS.listen, true),
+        store,
+        limits: { maxSize: options.maxSize ?? Number.MAX_SAFE_INTEGER },
+        idleTimeoutMs: (options.idleTimeout ?? DEFAULTS.idleTimeoutSeconds) * 1000,
+        graceMs: DEFAULTS.graceSeconds * 1000,
+      },
+      {
+        confirmed: (item) => self?.emit('confirmed', item),
+        rejected: (item) => self?.emit('rejected', item),
+        sessionEnded: (report) => self?.emit('session', report),
+      },
+    );
+    self = new AckshipReceiver(receiver, await receiver.listen());
+    return self;
+  }
+
+  /** Stops accepting; commits under way finish, the rest stays resumable. */
+  close(): Promise<void> {
+    return this.#receiver.close();
+  }
+}
+
+/** Starts a receiver in this process; resolves once it listens. */
+export function serve(options: ServeOptions): Promise<AckshipReceiver> {
+  return AckshipReceiver.start(options);
+}

@@ -5,17 +5,17 @@ import { EventEmitter } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { DEFAULTS } from './defaults.js';
 import { AbortedError, LocalIoError } from './errors.js';
 import { loadHasher } from './hash.js';
-import { type Address, parseAddress } from './net-address.js';
-import { Receiver } from './recv/receiver.js';
+import { type Address, formatAddress, parseAddress } from './net-address.js';
+import { Receiver, type RunTotals } from './recv/receiver.js';
 import type { ItemReport, SessionReport } from './recv/session.js';
 import { type JobSummary, jobError, sendJob } from './send/send-job.js';
 import { resolveSources, type Source, spooledSource } from './send/sources.js';
 import { defaultStateDir } from './send/transfer-ids.js';
-import { DirectoryPlacement } from './store/placement.js';
+import { DirectoryPlacement, StdoutPlacement } from './store/placement.js';
 import { ReceiveStore } from './store/receive-store.js';
 
 export { DEFAULTS } from './defaults.js';
@@ -150,8 +150,11 @@ export async function send(
 }
 
 export interface ServeOptions {
-  /** The directory items are stored in (created if missing). */
-  out: string;
+  /**
+   * The directory items are stored in (created if missing), or a stream that gets one item,
+   * written once it is verified (its partial is kept in a private temp dir meanwhile).
+   */
+  out: string | Writable;
   /** HOST:PORT to listen on; port 0 picks a free one. */
   listen?: string;
   /** Replace existing files; without it an existing name is rejected. */
@@ -166,50 +169,78 @@ export interface ReceiverEventMap {
   /** An item is confirmed to its sender (or, `again`, confirmed once more to a retry). */
   confirmed: [ItemReport];
   rejected: [{ peer: string; name: string; reason: string }];
-  /** A connection ended. */
-  session: [SessionReport];
+  /** A connection ended; `totals` add it to the earlier connections of the same sender run. */
+  session: [SessionReport, RunTotals];
 }
 
 /** A receiver running in this process. */
 export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
   readonly #receiver: Receiver;
+  readonly #cleanup: () => Promise<void>;
   /** The address it listens on (the real port when asked for port 0). */
   readonly address: Address;
 
-  private constructor(receiver: Receiver, address: Address) {
+  private constructor(receiver: Receiver, address: Address, cleanup: () => Promise<void>) {
     super();
     this.#receiver = receiver;
     this.address = address;
+    this.#cleanup = cleanup;
   }
 
   /** @internal */
   static async start(options: ServeOptions): Promise<AckshipReceiver> {
     await loadHasher();
-    const dir = resolve(options.out);
-    await mkdir(dir, { recursive: true });
-    const store = await ReceiveStore.open(dir, new DirectoryPlacement(dir, options.overwrite ?? false));
+    const toStream = typeof options.out !== 'string';
+    const dir =
+      typeof options.out === 'string' ? resolve(options.out) : await mkdtemp(join(tmpdir(), 'ackship-recv-'));
+    const cleanup = async () => {
+      if (toStream) await rm(dir, { recursive: true, force: true });
+    };
+    const placement =
+      typeof options.out === 'string'
+        ? new DirectoryPlacement(dir, options.overwrite ?? false)
+        : new StdoutPlacement(options.out);
+    const listen = parseAddress(options.listen ?? DEFAULTS.listen, true);
     let self: AckshipReceiver | undefined;
-    const receiver = new Receiver(
-      {
-        listen: parseAddress(options.listen ?? DEFAULTS.listen, true),
-        store,
-        limits: { maxSize: options.maxSize ?? Number.MAX_SAFE_INTEGER },
-        idleTimeoutMs: (options.idleTimeout ?? DEFAULTS.idleTimeoutSeconds) * 1000,
-        graceMs: DEFAULTS.graceSeconds * 1000,
-      },
-      {
-        confirmed: (item) => self?.emit('confirmed', item),
-        rejected: (item) => self?.emit('rejected', item),
-        sessionEnded: (report) => self?.emit('session', report),
-      },
-    );
-    self = new AckshipReceiver(receiver, await receiver.listen());
-    return self;
+    try {
+      const store = await mkdir(dir, { recursive: true })
+        .then(() => ReceiveStore.open(dir, placement))
+        .catch((err: Error) => {
+          throw new LocalIoError(`cannot use ${dir} as the output directory: ${err.message}`);
+        });
+      const receiver = new Receiver(
+        {
+          listen,
+          store,
+          limits: { maxSize: options.maxSize ?? Number.MAX_SAFE_INTEGER },
+          idleTimeoutMs: (options.idleTimeout ?? DEFAULTS.idleTimeoutSeconds) * 1000,
+          graceMs: DEFAULTS.graceSeconds * 1000,
+        },
+        {
+          confirmed: (item) => self?.emit('confirmed', item),
+          rejected: (item) => self?.emit('rejected', item),
+          sessionEnded: (report, totals) => self?.emit('session', report, totals),
+        },
+      );
+      const bound = await receiver.listen().catch(async (err: Error) => {
+        await store.close();
+        throw new LocalIoError(`cannot listen on ${formatAddress(listen)}: ${err.message}`);
+      });
+      self = new AckshipReceiver(receiver, bound, cleanup);
+      return self;
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
   }
 
   /** Stops accepting; commits under way finish, the rest stays resumable. */
-  close(): Promise<void> {
-    return this.#receiver.close();
+  async close(): Promise<void> {
+    try {
+      await this.#receiver.close();
+    } finally {
+      await this.#cleanup();
+    }
   }
 }
 

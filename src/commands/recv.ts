@@ -1,6 +1,3 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { secondsFlag, sizeFlag } from '../cli/flags.js';
@@ -8,13 +5,12 @@ import type { Output } from '../cli/output.js';
 import { formatBytes } from '../cli/units.js';
 import { DEFAULTS } from '../defaults.js';
 import { type AckshipError, LocalIoError, PartialError, ProtocolError, RejectedError } from '../errors.js';
-import { hashHex, loadHasher } from '../hash.js';
+import { hashHex } from '../hash.js';
+import { serve } from '../index.js';
 import { formatAddress, parseAddress } from '../net-address.js';
 import { printableName } from '../protocol/names.js';
-import { Receiver } from '../recv/receiver.js';
-import type { SessionReport } from '../recv/session.js';
-import { DirectoryPlacement, StdoutPlacement } from '../store/placement.js';
-import { ReceiveStore } from '../store/receive-store.js';
+import type { RunTotals } from '../recv/receiver.js';
+import type { ItemReport, SessionReport } from '../recv/session.js';
 import { StressSink } from '../stress/sink.js';
 
 /** `--once`: a session decides the run when it offered something and nothing is left to resume. */
@@ -96,104 +92,73 @@ ${EXIT_STATUS_HELP}`;
     const once = flags.once || toStdout;
     const output = this.useOutput(flags, toStdout ? process.stderr : process.stdout);
     const listen = parseAddress(flags.listen, true);
-    const dir = toStdout ? await mkdtemp(join(tmpdir(), 'ackship-recv-')) : resolve(flags.out);
-    try {
-      await loadHasher();
-      const placement = toStdout
-        ? new StdoutPlacement(process.stdout)
-        : new DirectoryPlacement(dir, flags.overwrite);
-      const store = await mkdir(dir, { recursive: true })
-        .then(() => ReceiveStore.open(dir, placement))
-        .catch((err: Error) => {
-          throw new LocalIoError(`cannot use ${dir} as the output directory: ${err.message}`);
-        });
-      await this.#serve(output, listen, store, flags, once);
-    } finally {
-      if (toStdout) await rm(dir, { recursive: true, force: true });
-    }
-  }
-
-  async #serve(
-    output: Output,
-    listen: ReturnType<typeof parseAddress>,
-    store: ReceiveStore,
-    flags: { 'idle-timeout': number; 'max-size'?: number | undefined; 'stress-sink'?: number | undefined },
-    once: boolean,
-  ): Promise<void> {
-    let decided: (report: SessionReport) => void = () => {};
-    const onceDecided = new Promise<SessionReport>((resolve) => {
-      decided = resolve;
-    });
-    const receiver = new Receiver(
-      {
-        listen,
-        store,
-        limits: { maxSize: flags['max-size'] ?? Number.MAX_SAFE_INTEGER },
-        idleTimeoutMs: flags['idle-timeout'] * 1000,
-        graceMs: DEFAULTS.graceSeconds * 1000,
-      },
-      {
-        confirmed: (item) =>
-          output.record(
-            {
-              event: 'confirmed',
-              name: item.name,
-              bytes: item.size,
-              hash: hashHex(item.hash),
-              peer: item.peer,
-              again: item.again,
-            },
-            `confirmed ${printableName(item.name)} (${formatBytes(item.size)}, xxh64 ${hashHex(item.hash)}) from ${item.peer}` +
-              (item.again ? ' (again: a retry of an item already stored)' : ''),
-          ),
-        rejected: (item) =>
-          output.failure(
-            new RejectedError(`${item.peer}: rejected ${printableName(item.name)}: ${item.reason}`, 0),
-            {
-              name: item.name,
-              peer: item.peer,
-            },
-          ),
-        sessionEnded: (report, totals) => {
-          output.event({
-            event: 'session',
-            session: report.session,
-            peer: report.peer,
-            offered: report.offered,
-            confirmed: report.confirmed,
-            rejected: report.rejected,
-            bytes: report.bytes,
-            run: totals,
-          });
-          if (report.error instanceof ProtocolError || report.error instanceof LocalIoError) {
-            output.failure(report.error, { peer: report.peer });
-          } else if (report.error !== undefined) {
-            output.note(`ackship: ${report.peer}: ${report.error.message}`);
-          }
-          if (once && decidesOnce(report)) decided(report);
-        },
-      },
-    );
     const sinkPort = flags['stress-sink'];
     const sink = sinkPort === undefined ? undefined : new StressSink();
     const sinkAt = await sink?.listen({ host: listen.host, port: sinkPort as number }).catch((err: Error) => {
       throw new LocalIoError(`cannot open the stress sink: ${err.message}`);
     });
-    const bound = await receiver.listen().catch(async (err: Error) => {
+    const receiver = await serve({
+      out: toStdout ? process.stdout : flags.out,
+      listen: flags.listen,
+      overwrite: flags.overwrite,
+      idleTimeout: flags['idle-timeout'],
+      ...(flags['max-size'] !== undefined && { maxSize: flags['max-size'] }),
+    }).catch(async (err: unknown) => {
       await sink?.close();
-      throw new LocalIoError(`cannot listen on ${formatAddress(listen)}: ${err.message}`);
+      throw err;
     });
-    process.stderr.write(`listening on ${formatAddress(bound)}\n`);
-    output.event({ event: 'listening', host: bound.host, port: bound.port });
+    const decided = new Promise<SessionReport>((resolve) => {
+      receiver.on('session', (report, totals) => {
+        reportSession(output, report, totals);
+        if (once && decidesOnce(report)) resolve(report);
+      });
+    });
+    receiver.on('confirmed', (item) => reportConfirmed(output, item));
+    receiver.on('rejected', (item) =>
+      output.failure(
+        new RejectedError(`${item.peer}: rejected ${printableName(item.name)}: ${item.reason}`, 0),
+        {
+          name: item.name,
+          peer: item.peer,
+        },
+      ),
+    );
+    process.stderr.write(`listening on ${formatAddress(receiver.address)}\n`);
+    output.event({ event: 'listening', host: receiver.address.host, port: receiver.address.port });
     if (sinkAt !== undefined) process.stderr.write(`stress sink on ${formatAddress(sinkAt)}\n`);
     const signal = this.interrupted.signal;
     const interrupted = new Promise<'interrupted'>((resolve) => {
       signal.addEventListener('abort', () => resolve('interrupted'), { once: true });
     });
-    const ended = await Promise.race([onceDecided, interrupted]);
+    const ended = await Promise.race([decided, interrupted]);
     await Promise.all([receiver.close(), sink?.close()]);
     if (ended === 'interrupted') throw signal.reason;
     const error = onceError(ended);
     if (error !== undefined) this.exitWith(error, true);
+  }
+}
+
+function reportConfirmed(output: Output, item: ItemReport): void {
+  output.record(
+    {
+      event: 'confirmed',
+      name: item.name,
+      bytes: item.size,
+      hash: hashHex(item.hash),
+      peer: item.peer,
+      again: item.again,
+    },
+    `confirmed ${printableName(item.name)} (${formatBytes(item.size)}, xxh64 ${hashHex(item.hash)}) from ${item.peer}` +
+      (item.again ? ' (again: a retry of an item already stored)' : ''),
+  );
+}
+
+function reportSession(output: Output, report: SessionReport, totals: RunTotals): void {
+  const { session, peer, offered, confirmed, rejected, bytes } = report;
+  output.event({ event: 'session', session, peer, offered, confirmed, rejected, bytes, run: totals });
+  if (report.error instanceof ProtocolError || report.error instanceof LocalIoError) {
+    output.failure(report.error, { peer });
+  } else if (report.error !== undefined) {
+    output.note(`ackship: ${peer}: ${report.error.message}`);
   }
 }

@@ -5,16 +5,16 @@ import { EventEmitter } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { DEFAULTS } from './defaults.js';
 import { AbortedError, LocalIoError } from './errors.js';
-import { loadHasher } from './hash.js';
+import { hashHex, loadHasher } from './hash.js';
 import { type Address, formatAddress, parseAddress } from './net-address.js';
 import { Receiver, type RunTotals } from './recv/receiver.js';
 import type { ItemReport, SessionReport } from './recv/session.js';
-import { type JobSummary, jobError, sendJob } from './send/send-job.js';
-import { resolveSources, type Source, spooledSource } from './send/sources.js';
-import { defaultStateDir } from './send/transfer-ids.js';
+import type { JobSummary } from './send/send-job.js';
+import type { SendItem } from './send/sources.js';
+import { type TransferOptions, transfer } from './send/transfer.js';
 import { DirectoryPlacement, StdoutPlacement } from './store/placement.js';
 import { ReceiveStore } from './store/receive-store.js';
 
@@ -22,21 +22,9 @@ export { DEFAULTS } from './defaults.js';
 export * from './errors.js';
 export type { Address } from './net-address.js';
 
-/** A file by path (named by its base name, or `name`), or bytes or a stream under `name`. */
-export type SendItem =
-  | string
-  | { path: string; name?: string }
-  | { name: string; data: Uint8Array | Readable };
+export type { SendItem } from './send/sources.js';
 
-export interface SendOptions {
-  /** Seconds of silence from the receiver before an attempt is given up and retried. */
-  timeout?: number;
-  retries?: number;
-  /** Seconds before the first retry; it doubles each time, with jitter. */
-  retryDelay?: number;
-  connections?: number;
-  /** Where unconfirmed transfer ids are kept so that a later call resumes. */
-  stateDir?: string;
+export interface SendOptions extends Omit<TransferOptions, 'signal'> {
   /** Cancels the transfer; partials stay on the receiver for the next call to resume. */
   signal?: AbortSignal;
   /** `bytes` more of item `name` are on their way (not yet confirmed). */
@@ -80,73 +68,32 @@ export async function send(
   items: SendItem[],
   options: SendOptions = {},
 ): Promise<SendResult> {
-  const address = parseAddress(target);
-  const signal = ownSignal(options.signal);
-  await loadHasher();
-  const spoolDir = await mkdtemp(join(tmpdir(), 'ackship-spool-'));
-  try {
-    const sources: Source[] = [];
-    for (const [i, item] of items.entries()) {
-      if (typeof item !== 'string' && 'data' in item) {
-        sources.push(await spooledSource(item.data, item.name, item.name, join(spoolDir, String(i)), signal));
-        continue;
-      }
-      const path = typeof item === 'string' ? item : item.path;
-      const name = typeof item === 'string' ? undefined : item.name;
-      const resolved = await resolveSources([path], {
-        ...(name !== undefined && { name }),
-        recursive: false,
-        noSkip: true,
-        stdin: () => {
-          throw new LocalIoError('"-" is not a path here: pass the stream as { name, data }');
-        },
-        warn: () => {},
-        signal,
-      });
-      sources.push(...resolved.sources);
-    }
-    const { outcomes, summary } = await sendJob(
-      sources,
-      {
-        address,
-        connections: options.connections ?? DEFAULTS.connections,
-        timeoutMs: (options.timeout ?? DEFAULTS.timeoutSeconds) * 1000,
-        retry: {
-          retries: options.retries ?? DEFAULTS.retries,
-          baseDelayMs: (options.retryDelay ?? DEFAULTS.retryDelaySeconds) * 1000,
-          maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
-        },
-        signal,
-        stateDir: options.stateDir ?? defaultStateDir(process.env),
-      },
-      {
-        progress: (source, bytes) => options.onProgress?.(source.name, bytes),
-        finished: () => {},
-      },
-    );
-    const error = jobError(sources, outcomes);
-    if (error !== undefined) throw error;
-    return {
-      items: outcomes.flatMap((o) =>
-        o.status === 'confirmed'
-          ? [
-              {
-                name: o.source.name,
-                bytes: o.source.size,
-                hash: o.delivery.hash.toString(16).padStart(16, '0'),
-                attempts: o.delivery.attempts,
-                seconds: o.seconds,
-                bytesSent: o.delivery.bytesSent,
-                resumedFrom: o.delivery.resumedFrom,
-              },
-            ]
-          : [],
-      ),
-      summary,
-    };
-  } finally {
-    await rm(spoolDir, { recursive: true, force: true });
-  }
+  const { onProgress, signal, ...rest } = options;
+  const result = await transfer(
+    target,
+    items,
+    { ...rest, signal: ownSignal(signal) },
+    { progress: (source, bytes) => onProgress?.(source.name, bytes) },
+  );
+  if (result.error !== undefined) throw result.error;
+  return {
+    items: result.outcomes.flatMap((o) =>
+      o.status === 'confirmed'
+        ? [
+            {
+              name: o.source.name,
+              bytes: o.source.size,
+              hash: hashHex(o.delivery.hash),
+              attempts: o.delivery.attempts,
+              seconds: o.seconds,
+              bytesSent: o.delivery.bytesSent,
+              resumedFrom: o.delivery.resumedFrom,
+            },
+          ]
+        : [],
+    ),
+    summary: result.summary,
+  };
 }
 
 export interface ServeOptions {

@@ -6,12 +6,11 @@ import { createProgress } from '../cli/progress.js';
 import { formatBytes } from '../cli/units.js';
 import { DEFAULTS } from '../defaults.js';
 import { PartialError, RejectedError, UsageError } from '../errors.js';
-import { hashHex, loadHasher } from '../hash.js';
-import { parseAddress } from '../net-address.js';
+import { hashHex } from '../hash.js';
 import { printableName } from '../protocol/names.js';
-import { type ItemOutcome, type JobSummary, jobError, sendJob } from '../send/send-job.js';
-import { resolveSources } from '../send/sources.js';
-import { defaultStateDir } from '../send/transfer-ids.js';
+import type { ItemOutcome, JobSummary } from '../send/send-job.js';
+import type { SendItem } from '../send/sources.js';
+import { transfer } from '../send/transfer.js';
 
 export default class Send extends AckshipCommand {
   static override args = {
@@ -94,50 +93,44 @@ ${EXIT_STATUS_HELP}`;
     const unknownFlag = paths.find((p) => p.startsWith('-') && p !== '-');
     if (unknownFlag !== undefined)
       throw new UsageError(`unknown flag ${unknownFlag} (see ackship send --help)`);
+    if (flags.name !== undefined && paths.length > 1) throw new UsageError('--name needs exactly one PATH');
+    if (paths.filter((p) => p === '-').length > 1) throw new UsageError('stdin (-) can be sent only once');
+    const items = paths.map(
+      (path): SendItem =>
+        path === '-'
+          ? { name: flags.name ?? 'stdin', data: process.stdin }
+          : { path, ...(flags.name !== undefined && { name: flags.name }) },
+    );
     const output = this.useOutput(flags);
-    const address = parseAddress(args.target);
-    const signal = this.interrupted.signal;
-    const [resolved] = await Promise.all([
-      resolveSources(paths, {
-        name: flags.name,
-        recursive: flags.recursive,
-        noSkip: flags['no-skip'],
-        stdin: () => process.stdin,
-        warn: (message) => output.note(`ackship: ${message}`),
-        signal,
-      }),
-      loadHasher(),
-    ]);
     const progress = createProgress(!flags.quiet && !flags.json);
     const seen = new Set<string>();
     const once = (key: string) => !seen.has(key) && Boolean(seen.add(key));
-    const { sources } = resolved;
-    progress.start(
-      sources.length,
-      sources.reduce((sum, s) => sum + s.size, 0),
-    );
     try {
-      const { outcomes, summary } = await sendJob(
-        sources,
+      const { sources, summary, error } = await transfer(
+        args.target,
+        items,
         {
-          address,
           connections: flags.connections,
-          timeoutMs: flags.timeout * 1000,
-          retry: {
-            retries: flags.retries,
-            baseDelayMs: flags['retry-delay'] * 1000,
-            maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
-          },
-          signal,
-          stateDir: defaultStateDir(process.env),
+          timeout: flags.timeout,
+          retries: flags.retries,
+          retryDelay: flags['retry-delay'],
+          recursive: flags.recursive,
+          noSkip: flags['no-skip'],
+          signal: this.interrupted.signal,
         },
         {
+          warning: (message) => output.note(`ackship: ${message}`),
+          resolved: (all) =>
+            progress.start(
+              all.length,
+              all.reduce((sum, s) => sum + s.size, 0),
+            ),
           progress: (_, sent) => progress.sent(sent),
-          retry: (source, attempt, error, delayMs) =>
+          retry: (source, attempt, err, delayMs) =>
             // Items in flight together fail together: one line per attempt and cause, not per item.
-            once(`${attempt} ${error.message}`) &&
+            once(`${attempt} ${err.message}`) &&
             output.note(
-              `ackship: ${printableName(source.name)}: attempt ${attempt} failed: ${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
+              `ackship: ${printableName(source.name)}: attempt ${attempt} failed: ${err.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
             ),
           finished: (outcome) => {
             progress.settled();
@@ -147,12 +140,10 @@ ${EXIT_STATUS_HELP}`;
       );
       progress.stop();
       if (sources.length > 1 || flags.json) reportSummary(output, summary);
-      const error = jobError(sources, outcomes);
       // An item's own failure was reported as it happened; a partial run gets its summary line.
       if (error !== undefined) this.exitWith(error, error instanceof PartialError);
     } finally {
       progress.stop();
-      await resolved.cleanup();
     }
   }
 }

@@ -59,39 +59,41 @@ export async function spooledSource(
   return { label, path, name, size };
 }
 
+/** What to send: a file path (a directory, with `recursive`), or bytes or a stream under a name. */
+export type SendItem =
+  | string
+  | { path: string; name?: string }
+  | { name: string; data: Uint8Array | Readable };
+
 export interface SourceOptions {
-  /** Replaces the name of a single item (or of the top directory of a tree). */
-  name?: string;
   /** Walk directories. */
   recursive: boolean;
   /** Refuse symlinks and special files in a tree instead of skipping them with a warning. */
   noSkip: boolean;
-  /** stdin, as a getter so that the stream is only created when it is read. */
-  stdin: () => Readable;
   /** Told of each symlink or special file skipped in a tree. */
   warn: (message: string) => void;
   signal: AbortSignal;
 }
 
-/** Resolves paths (`-` is stdin; directories with `recursive`) into sources, checking every one first. */
-export async function resolveSources(paths: string[], options: SourceOptions): Promise<ResolvedSources> {
-  const { name, stdin, signal } = options;
-  if (paths.length === 0) throw new UsageError('nothing to send: give a PATH, or - for stdin');
-  if (name !== undefined && paths.length > 1) throw new UsageError('--name needs exactly one PATH');
-  if (paths.filter((p) => p === '-').length > 1) throw new UsageError('stdin (-) can be sent only once');
+/** Resolves items into sources, checking every path and spooling every stream, before anything connects. */
+export async function resolveSources(items: SendItem[], options: SourceOptions): Promise<ResolvedSources> {
+  if (items.length === 0) throw new UsageError('nothing to send: give a PATH, or - for stdin');
   let spoolDir: string | undefined;
   const cleanup = async () => {
     if (spoolDir !== undefined) await rm(spoolDir, { recursive: true, force: true });
   };
   try {
     const sources: Source[] = [];
-    for (const label of paths) {
-      if (label === '-') {
-        spoolDir = await mkdtemp(join(tmpdir(), 'ackship-spool-'));
-        sources.push(await spooledSource(stdin(), name ?? 'stdin', 'stdin', join(spoolDir, 'stdin'), signal));
+    for (const [i, item] of items.entries()) {
+      if (typeof item !== 'string' && 'data' in item) {
+        spoolDir ??= await mkdtemp(join(tmpdir(), 'ackship-spool-'));
+        sources.push(
+          await spooledSource(item.data, item.name, item.name, join(spoolDir, String(i)), options.signal),
+        );
         continue;
       }
-      sources.push(...(await pathSources(label, options)));
+      const [path, name] = typeof item === 'string' ? [item, undefined] : [item.path, item.name];
+      sources.push(...(await pathSources(path, name, options)));
     }
     const names = new Set<string>();
     for (const source of sources) {
@@ -128,7 +130,11 @@ function fileSource(label: string, path: string, name: string, info: Stats): Sou
   };
 }
 
-async function pathSources(label: string, options: SourceOptions): Promise<Source[]> {
+async function pathSources(
+  label: string,
+  name: string | undefined,
+  options: SourceOptions,
+): Promise<Source[]> {
   const info = await statOrFail(label);
   const real = await realpath(label);
   if (info.isDirectory()) {
@@ -136,11 +142,11 @@ async function pathSources(label: string, options: SourceOptions): Promise<Sourc
       throw new UsageError(`${label} is a directory (use -r to send it and what it holds)`);
     // Like rsync: "dir/" or "." sends what the directory holds; "dir" sends the directory itself.
     const contentsOnly = label.endsWith('/') || basename(label) === '.';
-    return walk(real, contentsOnly ? '' : (options.name ?? basename(real)), options);
+    return walk(real, contentsOnly ? '' : (name ?? basename(real)), options);
   }
   if (!info.isFile())
     throw new InputError(`${label} is not a regular file (pipe it to stdin: ... | ackship send HOST -)`);
-  return [fileSource(label, real, options.name ?? basename(real), info)];
+  return [fileSource(label, real, name ?? basename(real), info)];
 }
 
 /** Every file and empty directory under `dir`, named below `prefix`, in a stable order. */

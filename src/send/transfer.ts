@@ -1,0 +1,84 @@
+// One transfer, as both the library's send() and the send command run it: items resolved and
+// checked, delivered, and the outcome of each reported as it is known.
+import { DEFAULTS } from '../defaults.js';
+import type { AckshipError } from '../errors.js';
+import { loadHasher } from '../hash.js';
+import { parseAddress } from '../net-address.js';
+import { type ItemOutcome, type JobReporter, type JobSummary, jobError, sendJob } from './send-job.js';
+import { resolveSources, type SendItem, type Source } from './sources.js';
+import { defaultStateDir } from './transfer-ids.js';
+
+export interface TransferOptions {
+  /** Seconds of silence from the receiver before an attempt is given up and retried. */
+  timeout?: number;
+  retries?: number;
+  /** Seconds before the first retry; it doubles each time, with jitter. */
+  retryDelay?: number;
+  connections?: number;
+  /** Where unconfirmed transfer ids are kept so that a later run resumes. */
+  stateDir?: string;
+  /** Send directories and what they hold. */
+  recursive?: boolean;
+  /** Refuse symlinks and special files in a tree instead of skipping them. */
+  noSkip?: boolean;
+  /** Whose reason is the error to raise. */
+  signal: AbortSignal;
+}
+
+export interface TransferEvents extends Partial<JobReporter> {
+  /** Every item is resolved and checked; nothing has been sent yet. */
+  resolved?(sources: Source[]): void;
+  /** A symlink or special file in a tree was skipped. */
+  warning?(message: string): void;
+}
+
+export interface TransferResult {
+  sources: Source[];
+  outcomes: ItemOutcome[];
+  summary: JobSummary;
+  /** Undefined when every item was confirmed. */
+  error?: AckshipError;
+}
+
+export async function transfer(
+  target: string,
+  items: SendItem[],
+  options: TransferOptions,
+  events: TransferEvents = {},
+): Promise<TransferResult> {
+  const address = parseAddress(target);
+  const { signal } = options;
+  const [resolved] = await Promise.all([
+    resolveSources(items, {
+      recursive: options.recursive ?? false,
+      noSkip: options.noSkip ?? false,
+      warn: (message) => events.warning?.(message),
+      signal,
+    }),
+    loadHasher(),
+  ]);
+  try {
+    const { sources } = resolved;
+    events.resolved?.(sources);
+    const { outcomes, summary } = await sendJob(
+      sources,
+      {
+        address,
+        connections: options.connections ?? DEFAULTS.connections,
+        timeoutMs: (options.timeout ?? DEFAULTS.timeoutSeconds) * 1000,
+        retry: {
+          retries: options.retries ?? DEFAULTS.retries,
+          baseDelayMs: (options.retryDelay ?? DEFAULTS.retryDelaySeconds) * 1000,
+          maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
+        },
+        signal,
+        stateDir: options.stateDir ?? defaultStateDir(process.env),
+      },
+      { finished: () => {}, ...events },
+    );
+    const error = jobError(sources, outcomes);
+    return { sources, outcomes, summary, ...(error !== undefined && { error }) };
+  } finally {
+    await resolved.cleanup();
+  }
+}

@@ -83,7 +83,7 @@ ${EXIT_STATUS_HELP}`;
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [--name NAME] [--timeout SECS] [--retries N] [--retry-delay SECS] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--timeout SECS] [--retries N] [--retry-delay SECS] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 

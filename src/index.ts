@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { DEFAULTS } from './defaults.js';
-import { AbortedError, LocalIoError } from './errors.js';
+import { AbortedError, type AckshipError, LocalIoError } from './errors.js';
 import { hashHex, loadHasher } from './hash.js';
 import { type Address, formatAddress, parseAddress } from './net-address.js';
 import { Receiver, type RunTotals } from './recv/receiver.js';
@@ -29,6 +29,8 @@ export interface SendOptions extends Omit<TransferOptions, 'signal'> {
   signal?: AbortSignal;
   /** `bytes` more of item `name` are on their way (not yet confirmed). */
   onProgress?: (name: string, bytes: number) => void;
+  /** An item is settled: confirmed, or failed with `error`. */
+  onItem?: (name: string, error?: AckshipError) => void;
 }
 
 export interface ConfirmedItem {
@@ -68,12 +70,15 @@ export async function send(
   items: SendItem[],
   options: SendOptions = {},
 ): Promise<SendResult> {
-  const { onProgress, signal, ...rest } = options;
+  const { onProgress, onItem, signal, ...rest } = options;
   const result = await transfer(
     target,
     items,
     { ...rest, signal: ownSignal(signal) },
-    { progress: (source, bytes) => onProgress?.(source.name, bytes) },
+    {
+      progress: (source, bytes) => onProgress?.(source.name, bytes),
+      finished: (o) => onItem?.(o.source.name, o.status === 'failed' ? o.error : undefined),
+    },
   );
   if (result.error !== undefined) throw result.error;
   return {
@@ -110,6 +115,8 @@ export interface ServeOptions {
   maxSize?: number;
   /** Seconds a sender may stay silent before its session is ended. */
   idleTimeout?: number;
+  /** Closes the receiver (as close() does) when aborted. */
+  signal?: AbortSignal;
 }
 
 export interface ReceiverEventMap {
@@ -124,6 +131,7 @@ export interface ReceiverEventMap {
 export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
   readonly #receiver: Receiver;
   readonly #cleanup: () => Promise<void>;
+  #closing: Promise<void> | undefined;
   /** The address it listens on (the real port when asked for port 0). */
   readonly address: Address;
 
@@ -174,6 +182,8 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
         throw new LocalIoError(`cannot listen on ${formatAddress(listen)}: ${err.message}`);
       });
       self = new AckshipReceiver(receiver, bound, cleanup);
+      const receiverHandle = self;
+      options.signal?.addEventListener('abort', () => void receiverHandle.close(), { once: true });
       return self;
     } catch (err) {
       await cleanup();
@@ -181,13 +191,10 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
     }
   }
 
-  /** Stops accepting; commits under way finish, the rest stays resumable. */
-  async close(): Promise<void> {
-    try {
-      await this.#receiver.close();
-    } finally {
-      await this.#cleanup();
-    }
+  /** Stops accepting; commits under way finish, the rest stays resumable. Safe to call again. */
+  close(): Promise<void> {
+    this.#closing ??= this.#receiver.close().finally(() => this.#cleanup());
+    return this.#closing;
   }
 }
 

@@ -1,11 +1,21 @@
 // The library API in-process: send Buffers, files and streams to a receiver in this process
 // (and to one in a child process); typed errors; abort leaves a partial that the next call resumes.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { AbortedError, type AckshipReceiver, ExitCode, RejectedError, send, serve } from '../src/index.js';
+import {
+  AbortedError,
+  AckshipError,
+  type AckshipReceiver,
+  ExitCode,
+  RejectedError,
+  send,
+  serve,
+} from '../src/index.js';
 import { startReceiver, tempDir } from './support/cli.js';
 import { sha256, sha256File, writeRandom } from './support/files.js';
 import { FaultProxy } from './support/proxy.js';
@@ -80,4 +90,65 @@ test('an abort leaves nothing visible, and the next call resumes (receiver in a 
   const second = await send(`127.0.0.1:${receiver.port}`, [join(dir, 'big')], options);
   assert.ok((second.items[0]?.resumedFrom ?? 0) > 0, 'resumed from the partial');
   assert.equal(await sha256File(join(out, 'big')), await sha256File(join(dir, 'big')));
+});
+
+test('each failure class is its own typed error, with the CLI exit code', async (t) => {
+  const dir = await tempDir(t);
+  const options = { stateDir: join(dir, 'state'), retries: 0, timeout: 2 };
+  const item = [{ name: 'x', data: Buffer.from('x') }];
+  const http = createServer((s) => {
+    s.on('error', () => {});
+    s.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+  }).listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  t.after(() => http.close());
+  const dead = createServer().listen(0, '127.0.0.1');
+  await once(dead, 'listening');
+  const deadPort = (dead.address() as AddressInfo).port;
+  await new Promise((resolve) => dead.close(resolve));
+  const cases: Array<[string, () => Promise<unknown>, string, number]> = [
+    ['bad target', () => send('host:99999', item, options), 'ACK_ERR_USAGE', ExitCode.Usage],
+    [
+      'missing file',
+      () => send('127.0.0.1:1', [join(dir, 'missing')], options),
+      'ACK_ERR_INPUT',
+      ExitCode.NoInput,
+    ],
+    [
+      'nothing listens',
+      () => send(`127.0.0.1:${deadPort}`, item, options),
+      'ACK_ERR_UNCONFIRMED',
+      ExitCode.Unconfirmed,
+    ],
+    [
+      'not ackship',
+      () => send(`127.0.0.1:${(http.address() as AddressInfo).port}`, item, options),
+      'ACK_ERR_HANDSHAKE',
+      ExitCode.Protocol,
+    ],
+  ];
+  for (const [why, attempt, code, exitCode] of cases) {
+    await assert.rejects(attempt(), (err: unknown) => {
+      assert.ok(err instanceof AckshipError, why);
+      assert.equal(err.code, code, why);
+      assert.equal(err.exitCode, exitCode, why);
+      return true;
+    });
+  }
+});
+
+test('a receiver closes when its signal aborts', async (t) => {
+  const dir = await tempDir(t);
+  const controller = new AbortController();
+  const receiver = await serve({ out: dir, listen: '127.0.0.1:0', signal: controller.signal });
+  t.after(() => receiver.close());
+  controller.abort();
+  await receiver.close();
+  await assert.rejects(
+    send(`127.0.0.1:${receiver.address.port}`, [{ name: 'late', data: Buffer.from('x') }], {
+      stateDir: join(dir, 'state'),
+      retries: 0,
+    }),
+    (err: unknown) => err instanceof AckshipError && err.code === 'ACK_ERR_UNCONFIRMED',
+  );
 });

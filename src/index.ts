@@ -22,6 +22,9 @@ export { DEFAULTS } from './defaults.js';
 export * from './errors.js';
 export type { Address } from './net-address.js';
 
+export type { RunTotals } from './recv/receiver.js';
+export type { ItemReport, SessionReport } from './recv/session.js';
+export type { JobSummary } from './send/send-job.js';
 export type { SendItem } from './send/sources.js';
 
 export interface SendOptions extends Omit<TransferOptions, 'signal'> {

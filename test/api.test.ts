@@ -1,9 +1,7 @@
 // The library API in-process: send Buffers, files and streams to a receiver in this process
 // (and to one in a child process); typed errors; abort leaves a partial that the next call resumes.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
@@ -18,6 +16,7 @@ import {
 } from '../src/index.js';
 import { startReceiver, tempDir } from './support/cli.js';
 import { sha256, sha256File, writeRandom } from './support/files.js';
+import { deadPort, httpLikeServer } from './support/net.js';
 import { FaultProxy } from './support/proxy.js';
 
 async function receiverIn(t: import('node:test').TestContext, out: string): Promise<AckshipReceiver> {
@@ -96,16 +95,8 @@ test('each failure class is its own typed error, with the CLI exit code', async 
   const dir = await tempDir(t);
   const options = { stateDir: join(dir, 'state'), retries: 0, timeout: 2 };
   const item = [{ name: 'x', data: Buffer.from('x') }];
-  const http = createServer((s) => {
-    s.on('error', () => {});
-    s.end('HTTP/1.1 400 Bad Request\r\n\r\n');
-  }).listen(0, '127.0.0.1');
-  await once(http, 'listening');
-  t.after(() => http.close());
-  const dead = createServer().listen(0, '127.0.0.1');
-  await once(dead, 'listening');
-  const deadPort = (dead.address() as AddressInfo).port;
-  await new Promise((resolve) => dead.close(resolve));
+  const httpPort = await httpLikeServer(t);
+  const unused = await deadPort();
   const cases: Array<[string, () => Promise<unknown>, string, number]> = [
     ['bad target', () => send('host:99999', item, options), 'ACK_ERR_USAGE', ExitCode.Usage],
     [
@@ -116,13 +107,13 @@ test('each failure class is its own typed error, with the CLI exit code', async 
     ],
     [
       'nothing listens',
-      () => send(`127.0.0.1:${deadPort}`, item, options),
+      () => send(`127.0.0.1:${unused}`, item, options),
       'ACK_ERR_UNCONFIRMED',
       ExitCode.Unconfirmed,
     ],
     [
       'not ackship',
-      () => send(`127.0.0.1:${(http.address() as AddressInfo).port}`, item, options),
+      () => send(`127.0.0.1:${httpPort}`, item, options),
       'ACK_ERR_HANDSHAKE',
       ExitCode.Protocol,
     ],

@@ -1,35 +1,14 @@
 // Every documented exit status, produced as a user would meet it, with and without --json:
 // the status, one "ackship: ..." line on stderr, and under --json an error record on stdout.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { EXIT_CODE_HELP, ExitCode } from '../src/errors.js';
 import { ackship, type Finished, records, run, startReceiver, tempDir } from './support/cli.js';
 import { writeRandom } from './support/files.js';
+import { deadPort, httpLikeServer } from './support/net.js';
 import { FaultProxy } from './support/proxy.js';
-
-/** A port on 127.0.0.1 with nothing listening (bound, then closed). */
-async function deadPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A TCP server that answers like a web server: not ackship. */
-async function httpLikeServer(t: TestContext): Promise<number> {
-  const server = createServer((socket) => {
-    socket.on('error', () => {});
-    socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
-  }).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
-  return (server.address() as AddressInfo).port;
-}
 
 function assertFailure(result: Finished, code: number, json: boolean, reason: RegExp): void {
   assert.equal(result.code, code, `exit status; stderr: ${result.stderr}`);

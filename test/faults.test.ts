@@ -11,6 +11,7 @@ import { encodeHello } from '../src/protocol/codec.js';
 import { MAX_VERSION, Role } from '../src/protocol/constants.js';
 import { ackship, records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
+import { deadPort } from './support/net.js';
 import { FaultProxy } from './support/proxy.js';
 
 const fastRetries = ['--retries', '30', '--retry-delay', '0.05'];
@@ -41,10 +42,7 @@ describe('faults', () => {
   test('a receiver started after the sender: the sender retries and succeeds', async (t) => {
     const dir = await tempDir(t);
     await writeRandom(join(dir, 'f'), 100_000);
-    const probe = createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const { port } = probe.address() as AddressInfo;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await deadPort();
     const sender = ackship(t, ['send', `127.0.0.1:${port}`, join(dir, 'f'), ...fastRetries, '--json'], {
       env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
     });

@@ -27,8 +27,6 @@ export interface SessionReport {
   peer: string;
   /** The sender run this connection belongs to (v2 SESSION), as hex. */
   session?: string;
-  /** The peer sent a valid hello: it speaks ackship. */
-  handshook: boolean;
   offered: number;
   confirmed: number;
   /** Bytes of the items confirmed. */
@@ -72,7 +70,7 @@ export class Session {
     this.#events = events;
     this.#peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#machine = new ReceiverMachine(limits);
-    this.#report = { peer: this.#peer, handshook: false, offered: 0, confirmed: 0, bytes: 0, rejected: 0 };
+    this.#report = { peer: this.#peer, offered: 0, confirmed: 0, bytes: 0, rejected: 0 };
     this.ended = new Promise((resolve) => {
       socket.once('close', () => {
         this.#over = true;
@@ -180,7 +178,6 @@ export class Session {
       return this.#run(this.#machine.abort(err as ProtocolError));
     }
     for (const message of messages) {
-      if (message.kind === 'hello') this.#report.handshook = true;
       if (message.kind === Kind.Offer) this.#report.offered++;
       await this.#run(this.#machine.receive(message));
       if (this.#over) return;

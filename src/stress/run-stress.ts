@@ -30,7 +30,7 @@ interface Workload {
 }
 
 /** Each scenario's default workload: sized so that the trouble bites here in seconds. */
-export const DEFAULT_WORKLOADS: Readonly<Record<Scenario, Workload>> = {
+const DEFAULT_WORKLOADS: Readonly<Record<Scenario, Workload>> = {
   backlog: { count: 400, size: 100, concurrency: 100 },
   restart: { count: 100, size: 100, concurrency: 100 },
   crash: { count: 300, size: 1024, concurrency: 10 },

@@ -13,6 +13,8 @@ export const DEFAULTS = {
   /** send: the first delay between attempts, in seconds; it doubles up to maxRetryDelaySeconds. */
   retryDelaySeconds: 0.5,
   maxRetryDelaySeconds: 5,
+  /** send: bytes of a stream held in memory until the receiver acknowledges them as durable. */
+  windowBytes: 16 * 1024 * 1024,
   /** send: connections to spread items over. */
   connections: 1,
   /** recv: how long a shutdown waits for sessions to end, in seconds. */

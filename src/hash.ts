@@ -21,6 +21,11 @@ export function createHasher(): Hasher {
   return api.create64();
 }
 
+/** The xxHash64 of one buffer of at most a CHUNK's size. */
+export function xxh64(bytes: Uint8Array): bigint {
+  return createHasher().update(bytes).digest();
+}
+
 const READ_CHUNK = 1024 * 1024;
 
 /** Feeds bytes [0, length) of an open file into `hasher`. */

@@ -15,8 +15,9 @@ import type { ItemReport, SessionReport } from './recv/session.js';
 import type { JobSummary } from './send/send-job.js';
 import type { SendItem } from './send/sources.js';
 import { type TransferOptions, transfer } from './send/transfer.js';
-import { DirectoryPlacement, StdoutPlacement } from './store/placement.js';
+import { DirectoryPlacement } from './store/placement.js';
 import { ReceiveStore } from './store/receive-store.js';
+import { StdoutPlacement } from './store/stdout-placement.js';
 
 export { DEFAULTS } from './defaults.js';
 export * from './errors.js';
@@ -90,7 +91,7 @@ export async function send(
         ? [
             {
               name: o.source.name,
-              bytes: o.source.size,
+              bytes: o.delivery.size,
               hash: hashHex(o.delivery.hash),
               attempts: o.delivery.attempts,
               seconds: o.seconds,
@@ -106,10 +107,13 @@ export async function send(
 
 export interface ServeOptions {
   /**
-   * The directory items are stored in (created if missing), or a stream that gets one item,
-   * written once it is verified (its partial is kept in a private temp dir meanwhile).
+   * The directory items are stored in (created if missing), or a stream that gets one item: a
+   * file once it is verified whole (its partial is kept in a private temp dir meanwhile); a v3
+   * stream chunk by chunk, each written only after its checksum passed, exactly once.
    */
   out: string | Writable;
+  /** With a stream `out`: write a stream item out only once it is whole, like a file. */
+  spool?: boolean;
   /** HOST:PORT to listen on; port 0 picks a free one. */
   listen?: string;
   /** Replace existing files; without it an existing name is rejected. */
@@ -123,6 +127,8 @@ export interface ServeOptions {
 }
 
 export interface ReceiverEventMap {
+  /** A sender connected. */
+  connection: [string];
   /** An item is confirmed to its sender (or, `again`, confirmed once more to a retry). */
   confirmed: [ItemReport];
   rejected: [{ peer: string; name: string; reason: string }];
@@ -134,15 +140,27 @@ export interface ReceiverEventMap {
 export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
   readonly #receiver: Receiver;
   readonly #cleanup: () => Promise<void>;
+  readonly #placement: DirectoryPlacement | StdoutPlacement;
   #closing: Promise<void> | undefined;
   /** The address it listens on (the real port when asked for port 0). */
   readonly address: Address;
 
-  private constructor(receiver: Receiver, address: Address, cleanup: () => Promise<void>) {
+  private constructor(
+    receiver: Receiver,
+    address: Address,
+    cleanup: () => Promise<void>,
+    placement: DirectoryPlacement | StdoutPlacement,
+  ) {
     super();
     this.#receiver = receiver;
     this.address = address;
     this.#cleanup = cleanup;
+    this.#placement = placement;
+  }
+
+  /** With a stream `out`: the bytes written to it so far. */
+  get bytesOut(): number {
+    return this.#placement instanceof StdoutPlacement ? this.#placement.bytesOut : 0;
   }
 
   /** @internal */
@@ -157,7 +175,7 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
     const placement =
       typeof options.out === 'string'
         ? new DirectoryPlacement(dir, options.overwrite ?? false)
-        : new StdoutPlacement(options.out);
+        : new StdoutPlacement(options.out, !options.spool);
     const listen = parseAddress(options.listen ?? DEFAULTS.listen, true);
     let self: AckshipReceiver | undefined;
     try {
@@ -175,6 +193,7 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
           graceMs: DEFAULTS.graceSeconds * 1000,
         },
         {
+          sessionStarted: (peer) => self?.emit('connection', peer),
           confirmed: (item) => self?.emit('confirmed', item),
           rejected: (item) => self?.emit('rejected', item),
           sessionEnded: (report, totals) => self?.emit('session', report, totals),
@@ -184,7 +203,7 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
         await store.close();
         throw new LocalIoError(`cannot listen on ${formatAddress(listen)}: ${err.message}`);
       });
-      self = new AckshipReceiver(receiver, bound, cleanup);
+      self = new AckshipReceiver(receiver, bound, cleanup, placement);
       const receiverHandle = self;
       options.signal?.addEventListener('abort', () => void receiverHandle.close(), { once: true });
       return self;

@@ -186,12 +186,15 @@ describe('peers that do not speak ackship', () => {
     const dir = await tempDir(t);
     const receiver = await startReceiver(t, ['--out', dir]);
     const socket = connect({ host: '127.0.0.1', port: receiver.port });
-    socket.write(encodeHello({ minVersion: 3, maxVersion: 4, role: Role.Sender }));
+    const [min, max] = [MAX_VERSION + 1, MAX_VERSION + 2];
+    socket.write(encodeHello({ minVersion: min, maxVersion: max, role: Role.Sender }));
     const reply: Buffer[] = [];
     socket.on('data', (chunk: Buffer) => reply.push(chunk));
     await once(socket, 'close');
     assert.equal(Buffer.concat(reply).readUInt8(5), MAX_VERSION, 'the receiver told its versions');
-    await receiver.waitFor(/peer speaks protocol versions 3-4, we speak 1-2/);
+    await receiver.waitFor(
+      new RegExp(`peer speaks protocol versions ${min}-${max}, we speak 1-${MAX_VERSION}`),
+    );
   });
 
   test('a receiver of another version: send exits 76 and says which versions', async (t) => {
@@ -211,7 +214,10 @@ describe('peers that do not speak ackship', () => {
       },
     );
     assert.equal(sent.code, ExitCode.Protocol);
-    assert.match(sent.stderr, /^ackship: peer speaks protocol versions 9-9, we speak 1-2$/m);
+    assert.match(
+      sent.stderr,
+      new RegExp(`^ackship: peer speaks protocol versions 9-9, we speak 1-${MAX_VERSION}$`, 'm'),
+    );
   });
 });
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Frame } from '../src/protocol/codec.js';
-import { ErrorCode, Kind, RejectCode, Role } from '../src/protocol/constants.js';
+import { ErrorCode, Kind, MAX_VERSION, RejectCode, Role } from '../src/protocol/constants.js';
 import { type ReceiverAction, ReceiverMachine } from '../src/protocol/receiver-machine.js';
 import { SenderItem } from '../src/protocol/sender-machine.js';
 
@@ -69,7 +69,7 @@ describe('receiver machine', () => {
     const machine = new ReceiverMachine({ maxSize: 10 });
     const actions = machine.receive({
       kind: 'hello',
-      hello: { minVersion: 3, maxVersion: 4, role: Role.Sender },
+      hello: { minVersion: MAX_VERSION + 1, maxVersion: MAX_VERSION + 2, role: Role.Sender },
     });
     assert.deepEqual(
       actions.map((a) => a.type === 'fail' && [a.error.code, a.notify]),
@@ -195,6 +195,113 @@ describe('sender item', () => {
       () =>
         new SenderItem(1, header).receive({ kind: Kind.Error, code: ErrorCode.ShuttingDown, message: 'bye' }),
       (err: unknown) => (err as { retryable?: boolean }).retryable === true,
+    );
+  });
+});
+
+describe('stream items (v3)', async () => {
+  const { loadHasher, xxh64 } = await import('../src/hash.js');
+  await loadHasher();
+  const v3 = { kind: 'hello', hello: { minVersion: 1, maxVersion: 3, role: Role.Sender } } as const;
+  const streamOffer: Frame = { kind: Kind.Offer, slot: 1, id, size: 0, stream: true, name: Buffer.from('s') };
+  const chunk = (offset: number, text: string, hash = xxh64(Buffer.from(text))): Frame => ({
+    kind: Kind.Chunk,
+    slot: 1,
+    offset,
+    hash,
+    payload: Buffer.from(text),
+  });
+
+  /** A v3 receiver with a stream accepted at `offset`, under a size limit. */
+  function streaming(offset = 0, maxSize = 100) {
+    const machine = new ReceiverMachine({ maxSize });
+    machine.receive(v3);
+    assert.equal(machine.receive(streamOffer)[0]?.type, 'open');
+    machine.decided(1, { type: 'accept', offset, prefixHash: 0n });
+    return machine;
+  }
+
+  test('chunks are written in order, acknowledged as durable, and the TRAILER commits with its length', () => {
+    const machine = streaming();
+    assert.deepEqual(machine.receive(chunk(0, 'hello')), [
+      { type: 'write', slot: 1, offset: 0, payload: Buffer.from('hello'), truncate: false },
+    ]);
+    assert.deepEqual(machine.durable(1, 5), [
+      { type: 'send', frame: { kind: Kind.Ack, slot: 1, offset: 5 } },
+    ]);
+    assert.equal(machine.durable(1, 5).length, 1, 'the same offset again is a keepalive');
+    assert.deepEqual(machine.durable(1, 4), [], 'an ACK never goes back');
+    assert.equal(machine.receive(chunk(5, ' world'))[0]?.type, 'write');
+    assert.deepEqual(machine.receive({ kind: Kind.Trailer, slot: 1, size: 11, hash: 7n }), [
+      { type: 'commit', slot: 1, hash: 7n },
+    ]);
+    assert.deepEqual(machine.committed(1, { type: 'confirmed', hash: 7n }), [
+      { type: 'send', frame: { kind: Kind.Confirm, slot: 1, id, size: 11, hash: 7n } },
+    ]);
+  });
+
+  test('a chunk that fails its own checksum is refused (retryable) before any write, and the session ends', () => {
+    const actions = streaming().receive(chunk(0, 'hello', 1n));
+    assert.deepEqual(
+      actions.map((a) => a.type),
+      ['send', 'rejected', 'fail'],
+    );
+    const [reject, rejected] = actions;
+    assert.ok(reject?.type === 'send' && reject.frame.kind === Kind.Reject);
+    assert.equal(reject.frame.code, RejectCode.Checksum);
+    assert.ok(rejected?.type === 'rejected' && !rejected.final);
+  });
+
+  test('a stream that grows past the size limit is refused for good', () => {
+    const machine = streaming(0, 8);
+    machine.receive(chunk(0, 'hello'));
+    const actions = machine.receive(chunk(5, ' world'));
+    const rejected = actions.find((a) => a.type === 'rejected');
+    assert.ok(rejected?.type === 'rejected' && rejected.final);
+    assert.equal(failure(actions).code, 'ACK_ERR_REJECTED');
+  });
+
+  test('a stream never starts over, and files and streams do not mix their frames', () => {
+    assert.equal(failure(streaming(5).receive(chunk(0, 'hello'))).wireCode, ErrorCode.Malformed);
+    assert.equal(failure(streaming().receive(data(0, 'x'))).wireCode, ErrorCode.Malformed);
+    assert.equal(
+      failure(streaming().receive({ kind: Kind.End, slot: 1, hash: 0n })).wireCode,
+      ErrorCode.Malformed,
+    );
+    assert.equal(failure(streaming().receive(chunk(0, ''))).wireCode, ErrorCode.Malformed);
+    const file = accepted(5);
+    assert.equal(failure(file.receive(chunk(0, 'hello'))).wireCode, ErrorCode.Malformed);
+  });
+
+  test('a TRAILER that declares another length than was received breaks the session', () => {
+    const machine = streaming();
+    machine.receive(chunk(0, 'hello'));
+    assert.equal(
+      failure(machine.receive({ kind: Kind.Trailer, slot: 1, size: 6, hash: 0n })).wireCode,
+      ErrorCode.Malformed,
+    );
+  });
+
+  test('a v2 session may not offer a stream', () => {
+    const machine = receiver();
+    assert.equal(failure(machine.receive(streamOffer)).wireCode, ErrorCode.Unexpected);
+  });
+
+  test('the sender takes ACKs that move forward only, and counts a stream by its TRAILER', () => {
+    const item = new SenderItem(1, { id, size: undefined, name: 's', stream: true });
+    assert.equal(item.offer().stream, true);
+    item.receive({ kind: Kind.Accept, slot: 1, offset: 0, prefixHash: 0n });
+    assert.deepEqual(item.receive({ kind: Kind.Ack, slot: 1, offset: 4 }), { type: 'acked', offset: 4 });
+    assert.throws(
+      () => item.receive({ kind: Kind.Ack, slot: 1, offset: 3 }),
+      /acknowledged offset 3 after 4/,
+    );
+    const fresh = new SenderItem(1, { id, size: undefined, name: 's', stream: true });
+    fresh.receive({ kind: Kind.Accept, slot: 1, offset: 0, prefixHash: 0n });
+    fresh.trailer(11, 7n);
+    assert.throws(
+      () => fresh.receive({ kind: Kind.Confirm, slot: 1, id, size: 10, hash: 7n }),
+      /does not match the item offered/,
     );
   });
 });

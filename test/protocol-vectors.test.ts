@@ -47,6 +47,9 @@ const KINDS: Record<string, Kind> = {
   confirm: Kind.Confirm,
   error: Kind.Error,
   session: Kind.Session,
+  chunk: Kind.Chunk,
+  ack: Kind.Ack,
+  trailer: Kind.Trailer,
 };
 
 /** The JSON of a vector as the codec's value: hex fields become Buffers and bigints. */
@@ -81,6 +84,8 @@ describe('PROTOCOL.md vectors', () => {
     const kinds = new Set(vectors.map((v) => (v.value.hello ? 'hello' : v.value.kind)));
     assert.deepEqual([...kinds].sort(), [
       'accept',
+      'ack',
+      'chunk',
       'confirm',
       'data',
       'end',
@@ -89,6 +94,7 @@ describe('PROTOCOL.md vectors', () => {
       'offer',
       'reject',
       'session',
+      'trailer',
     ]);
     assert.ok(invalid.length >= 4);
   });

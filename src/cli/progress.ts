@@ -38,7 +38,12 @@ export function createProgress(enabled: boolean, stream: NodeJS.WriteStream = pr
     },
     sent(bytes) {
       done += bytes;
-      bar.update(Math.min(done, total), payload());
+      // A stream's length is unknown until it ends: the bar grows with it.
+      if (done > total) {
+        total = done;
+        bar.setTotal(total);
+      }
+      bar.update(done, payload());
     },
     settled() {
       settled++;

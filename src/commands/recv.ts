@@ -4,7 +4,14 @@ import { secondsFlag, sizeFlag } from '../cli/flags.js';
 import type { Output } from '../cli/output.js';
 import { formatBytes } from '../cli/units.js';
 import { DEFAULTS } from '../defaults.js';
-import { type AckshipError, LocalIoError, PartialError, ProtocolError, RejectedError } from '../errors.js';
+import {
+  type AckshipError,
+  LocalIoError,
+  PartialError,
+  ProtocolError,
+  RejectedError,
+  UnconfirmedError,
+} from '../errors.js';
 import { hashHex } from '../hash.js';
 import { serve } from '../index.js';
 import { formatAddress, parseAddress } from '../net-address.js';
@@ -42,7 +49,8 @@ ${EXIT_STATUS_HELP}`;
     },
     {
       command: '<%= config.bin %> <%= command.id %> --out - | tar x',
-      description: 'Receive one item and write it to stdout once verified (implies --once).',
+      description:
+        'Receive one item on stdout (implies --once): a stream chunk by chunk as each is verified, a file once it is whole.',
     },
   ];
 
@@ -63,7 +71,7 @@ ${EXIT_STATUS_HELP}`;
     }),
     once: Flags.boolean({
       description:
-        'Exit after the first sender session that settled all it offered; the exit status says how.',
+        'Exit after the first sender session that settled all it offered; the exit status says how. A sender whose connection broke has --idle-timeout seconds to come back and resume.',
       env: 'ACKSHIP_ONCE',
     }),
     out: Flags.string({
@@ -74,6 +82,11 @@ ${EXIT_STATUS_HELP}`;
     overwrite: Flags.boolean({
       description: 'Replace existing files (atomically); without it an existing name is rejected.',
       env: 'ACKSHIP_OVERWRITE',
+    }),
+    spool: Flags.boolean({
+      description:
+        'With --out -, write a stream to stdout only once all of it arrived and was verified (all or nothing), instead of chunk by chunk.',
+      env: 'ACKSHIP_SPOOL',
     }),
     'stress-sink': Flags.integer({
       description:
@@ -101,18 +114,43 @@ ${EXIT_STATUS_HELP}`;
       out: toStdout ? process.stdout : flags.out,
       listen: flags.listen,
       overwrite: flags.overwrite,
+      spool: flags.spool,
       idleTimeout: flags['idle-timeout'],
       ...(flags['max-size'] !== undefined && { maxSize: flags['max-size'] }),
     }).catch(async (err: unknown) => {
       await sink?.close();
       throw err;
     });
-    const decided = new Promise<SessionReport>((resolve) => {
+    // With --once, a sender that broke off mid-item has one idle timeout to come back.
+    const idleMs = flags['idle-timeout'] * 1000;
+    let open = 0;
+    let abandoned: NodeJS.Timeout | undefined;
+    const decided = new Promise<SessionReport | AckshipError>((resolve) => {
+      receiver.on('connection', () => {
+        open++;
+        clearTimeout(abandoned);
+      });
       receiver.on('session', (report, totals) => {
+        open--;
         reportSession(output, report, totals);
-        if (once && decidesOnce(report)) resolve(report);
+        if (!once) return;
+        if (decidesOnce(report)) resolve(report);
+        else if (report.offered > 0 && open === 0) {
+          abandoned = setTimeout(
+            () =>
+              resolve(
+                new UnconfirmedError(
+                  `the sender did not come back within ${flags['idle-timeout']} s to finish what it offered${stdoutSoFar()}`,
+                ),
+              ),
+            idleMs,
+          );
+        }
       });
     });
+    const stdoutSoFar = () => (toStdout ? `; ${receiver.bytesOut} bytes were written to stdout` : '');
+    // A reader of stdout that went away fails the write in hand; that failure is reported.
+    if (toStdout) process.stdout.on('error', () => {});
     receiver.on('confirmed', (item) => reportConfirmed(output, item));
     receiver.on('rejected', (item) =>
       output.failure(
@@ -131,10 +169,15 @@ ${EXIT_STATUS_HELP}`;
       signal.addEventListener('abort', () => resolve('interrupted'), { once: true });
     });
     const ended = await Promise.race([decided, interrupted]);
+    clearTimeout(abandoned);
     await Promise.all([receiver.close(), sink?.close()]);
     if (ended === 'interrupted') throw signal.reason;
+    if (ended instanceof Error) throw ended;
     const error = onceError(ended);
-    if (error !== undefined) this.exitWith(error, true);
+    if (error !== undefined) {
+      error.message += stdoutSoFar();
+      this.exitWith(error, true);
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
-import { secondsFlag } from '../cli/flags.js';
+import { secondsFlag, sizeFlag } from '../cli/flags.js';
 import type { Output } from '../cli/output.js';
 import { createProgress } from '../cli/progress.js';
 import { formatBytes } from '../cli/units.js';
@@ -64,7 +64,8 @@ ${EXIT_STATUS_HELP}`;
     }),
     retries: Flags.integer({
       default: DEFAULTS.retries,
-      description: 'Attempts after the first before an item counts as not confirmed.',
+      description:
+        'Failed attempts in a row before an item counts as not confirmed (a stream that moved on between failures starts counting again).',
       env: 'ACKSHIP_RETRIES',
       min: 0,
     }),
@@ -73,17 +74,28 @@ ${EXIT_STATUS_HELP}`;
       description: 'First delay between attempts, in seconds; it doubles each time, up to 5 s, with jitter.',
       env: 'ACKSHIP_RETRY_DELAY',
     }),
+    spool: Flags.boolean({
+      description:
+        'Read stdin to a private temp file before sending it, as one item of known length, instead of streaming it.',
+      env: 'ACKSHIP_SPOOL',
+    }),
     timeout: secondsFlag({
       default: DEFAULTS.timeoutSeconds,
       description: 'Seconds of silence from the receiver after which an attempt is given up and retried.',
       env: 'ACKSHIP_TIMEOUT',
+    }),
+    window: sizeFlag({
+      default: DEFAULTS.windowBytes,
+      description:
+        'Most bytes of stdin held in memory until the receiver has them durably (e.g. 64M); when full, stdin is not read.',
+      env: 'ACKSHIP_WINDOW',
     }),
   };
 
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--timeout SECS] [--retries N] [--retry-delay SECS] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--timeout SECS] [--retries N] [--retry-delay SECS] [--spool] [--window SIZE] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
@@ -116,6 +128,8 @@ ${EXIT_STATUS_HELP}`;
           retryDelay: flags['retry-delay'],
           recursive: flags.recursive,
           noSkip: flags['no-skip'],
+          spool: flags.spool,
+          window: flags.window,
           signal: this.interrupted.signal,
         },
         {
@@ -166,21 +180,21 @@ function report(output: Output, outcome: ItemOutcome, once: (key: string) => boo
     event: 'item',
     name: source.name,
     path: source.label,
-    bytes: source.size,
     seconds: Math.round(seconds * 1000) / 1000,
   };
   if (outcome.status === 'failed') {
-    const record = { ...base, status: 'failed' };
+    // A stream's length is known only once it ended and was confirmed.
+    const record = { ...base, ...(source.stream === undefined && { bytes: source.size }), status: 'failed' };
     // A rejection concerns its item; a lost receiver is one cause, told once on stderr.
     if (outcome.error instanceof RejectedError || once(outcome.error.message))
       output.failure(outcome.error, record);
     else output.failureRecord(outcome.error, record);
     return;
   }
-  const { hash, attempts, bytesSent, resumedFrom } = outcome.delivery;
+  const { size, hash, attempts, bytesSent, resumedFrom } = outcome.delivery;
   output.record(
-    { ...base, status: 'confirmed', hash: hashHex(hash), attempts, bytesSent, resumedFrom },
-    `confirmed ${name} (${formatBytes(source.size)}, xxh64 ${hashHex(hash)}) in ${seconds.toFixed(2)} s` +
+    { ...base, bytes: size, status: 'confirmed', hash: hashHex(hash), attempts, bytesSent, resumedFrom },
+    `confirmed ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}) in ${seconds.toFixed(2)} s` +
       (attempts > 1 ? ` after ${attempts} attempts` : '') +
       (resumedFrom > 0 ? `, resumed at ${formatBytes(resumedFrom)}` : ''),
   );

@@ -2,6 +2,8 @@
 import { ProtocolError } from '../errors.js';
 import {
   ACCEPT_LEN,
+  ACK_LEN,
+  CHUNK_FIXED_LEN,
   CONFIRM_LEN,
   DATA_FIXED_LEN,
   END_LEN,
@@ -17,6 +19,7 @@ import {
   REJECT_FIXED_LEN,
   type Role,
   SESSION_LEN,
+  TRAILER_LEN,
   TRANSFER_ID_LEN,
 } from './constants.js';
 
@@ -37,6 +40,8 @@ export interface OfferFrame {
   mtimeMs?: number;
   /** v2: an empty directory rather than a file (§4.1). */
   directory?: boolean;
+  /** v3: a stream of unknown length, sent as CHUNKs and ended by a TRAILER (§4.9). */
+  stream?: boolean;
   /** Raw UTF-8 bytes: the receiver validates them (§5) before it decodes them. */
   name: Buffer;
 }
@@ -79,6 +84,27 @@ export interface SessionFrame {
   kind: typeof Kind.Session;
   id: Buffer;
 }
+/** v3: a piece of a stream, with the xxHash64 of this piece alone. */
+export interface ChunkFrame {
+  kind: typeof Kind.Chunk;
+  slot: number;
+  offset: number;
+  hash: bigint;
+  payload: Buffer;
+}
+/** v3: the stream's bytes before `offset` are durable on the receiver. */
+export interface AckFrame {
+  kind: typeof Kind.Ack;
+  slot: number;
+  offset: number;
+}
+/** v3: the stream is over: its length and the xxHash64 of all of it. */
+export interface TrailerFrame {
+  kind: typeof Kind.Trailer;
+  slot: number;
+  size: number;
+  hash: bigint;
+}
 export type Frame =
   | OfferFrame
   | AcceptFrame
@@ -87,7 +113,10 @@ export type Frame =
   | EndFrame
   | ConfirmFrame
   | ErrorFrame
-  | SessionFrame;
+  | SessionFrame
+  | ChunkFrame
+  | AckFrame
+  | TrailerFrame;
 
 /** §2: the 8 bytes each side sends first. */
 export function encodeHello(hello: Hello): Buffer {
@@ -131,7 +160,8 @@ export function encodeFrame(frame: Frame): Buffer[] {
       const flags =
         (frame.mode !== undefined ? OfferFlag.HasMode : 0) |
         (frame.mtimeMs !== undefined ? OfferFlag.HasMtime : 0) |
-        (frame.directory ? OfferFlag.Directory : 0);
+        (frame.directory ? OfferFlag.Directory : 0) |
+        (frame.stream ? OfferFlag.Stream : 0);
       o = buf.writeUInt8(flags, o);
       o = buf.writeUInt32BE(frame.mode ?? 0, o);
       buf.writeBigInt64BE(BigInt(Math.trunc(frame.mtimeMs ?? 0)), o);
@@ -171,6 +201,23 @@ export function encodeFrame(frame: Frame): Buffer[] {
       frame.id.copy(buf, at);
       return [buf];
     }
+    case Kind.Chunk: {
+      const { buf, at } = header(Kind.Chunk, CHUNK_FIXED_LEN + frame.payload.length, CHUNK_FIXED_LEN);
+      const o = buf.writeBigUInt64BE(BigInt(frame.offset), buf.writeUInt32BE(frame.slot, at));
+      buf.writeBigUInt64BE(frame.hash, o);
+      return [buf, frame.payload];
+    }
+    case Kind.Ack: {
+      const { buf, at } = header(Kind.Ack, ACK_LEN, ACK_LEN);
+      buf.writeBigUInt64BE(BigInt(frame.offset), buf.writeUInt32BE(frame.slot, at));
+      return [buf];
+    }
+    case Kind.Trailer: {
+      const { buf, at } = header(Kind.Trailer, TRAILER_LEN, TRAILER_LEN);
+      const o = buf.writeBigUInt64BE(BigInt(frame.size), buf.writeUInt32BE(frame.slot, at));
+      buf.writeBigUInt64BE(frame.hash, o);
+      return [buf];
+    }
     case Kind.Error: {
       const message = clipText(frame.message);
       const { buf, at } = header(Kind.Error, ERROR_FIXED_LEN + message.length, ERROR_FIXED_LEN);
@@ -199,6 +246,8 @@ function readLength(body: Buffer, at: number, what: string): number {
   return Number(value);
 }
 
+const KNOWN_OFFER_FLAGS = OfferFlag.HasMode | OfferFlag.HasMtime | OfferFlag.Directory | OfferFlag.Stream;
+
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 /** Decodes a frame body whose kind and length the parser has already checked against §3. */
@@ -217,10 +266,15 @@ export function decodeBody(kind: number, body: Buffer): Frame {
       if (flags & OfferFlag.HasMode) frame.mode = body.readUInt32BE(29);
       if (flags & OfferFlag.HasMtime) frame.mtimeMs = Number(body.readBigInt64BE(33));
       if (flags & OfferFlag.Directory) frame.directory = true;
-      if (flags & ~(OfferFlag.HasMode | OfferFlag.HasMtime | OfferFlag.Directory)) {
+      if (flags & OfferFlag.Stream) frame.stream = true;
+      if (flags & ~KNOWN_OFFER_FLAGS) {
         throw malformed(`OFFER has unknown flags 0x${flags.toString(16).padStart(2, '0')}`);
       }
-      if (frame.directory && frame.size !== 0) throw malformed('a directory OFFER must declare size 0');
+      if (frame.directory && frame.stream)
+        throw malformed('an OFFER cannot be both a directory and a stream');
+      if ((frame.directory || frame.stream) && frame.size !== 0) {
+        throw malformed(`a ${frame.directory ? 'directory' : 'stream'} OFFER must declare size 0`);
+      }
       return frame;
     }
     case Kind.Accept:
@@ -269,6 +323,26 @@ export function decodeBody(kind: number, body: Buffer): Frame {
     case Kind.Session:
       expectLength('SESSION', body, SESSION_LEN);
       return { kind: Kind.Session, id: Buffer.from(body) };
+    case Kind.Chunk:
+      expectAtLeast('CHUNK', body, CHUNK_FIXED_LEN);
+      return {
+        kind: Kind.Chunk,
+        slot: body.readUInt32BE(0),
+        offset: readLength(body, 4, 'offset'),
+        hash: body.readBigUInt64BE(12),
+        payload: body.subarray(CHUNK_FIXED_LEN),
+      };
+    case Kind.Ack:
+      expectLength('ACK', body, ACK_LEN);
+      return { kind: Kind.Ack, slot: body.readUInt32BE(0), offset: readLength(body, 4, 'offset') };
+    case Kind.Trailer:
+      expectLength('TRAILER', body, TRAILER_LEN);
+      return {
+        kind: Kind.Trailer,
+        slot: body.readUInt32BE(0),
+        size: readLength(body, 4, 'size'),
+        hash: body.readBigUInt64BE(12),
+      };
     default:
       throw malformed(`unknown frame kind 0x${kind.toString(16).padStart(2, '0')}`);
   }

@@ -5,7 +5,7 @@ export const MAGIC = Buffer.from('ACKS', 'latin1');
 export const HELLO_LEN = 8;
 /** The protocol versions this implementation speaks (§2). */
 export const MIN_VERSION = 1;
-export const MAX_VERSION = 2;
+export const MAX_VERSION = 3;
 
 /** §6: items one connection may have open at once: offered and not yet confirmed or rejected. */
 export function maxOpenItems(version: number): number {
@@ -32,6 +32,9 @@ export const Kind = {
   Confirm: 0x06, // R→S: verified, durable, placed; echoes id, size, hash
   Error: 0x07, // either way: the session is over, with a code and a message
   Session: 0x08, // S→R, v2: the sender's run this connection belongs to
+  Chunk: 0x09, // S→R, v3: a piece of a stream at an offset, with its own xxHash64
+  Ack: 0x0a, // R→S, v3: a stream's bytes before this offset are durable
+  Trailer: 0x0b, // S→R, v3: a stream is over: its length and the xxHash64 of all of it
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -51,6 +54,9 @@ export const END_LEN = 4 + 8;
 export const CONFIRM_LEN = 4 + TRANSFER_ID_LEN + 8 + 8;
 export const ERROR_FIXED_LEN = 2;
 export const SESSION_LEN = 16;
+export const CHUNK_FIXED_LEN = 4 + 8 + 8;
+export const ACK_LEN = 4 + 8;
+export const TRAILER_LEN = 4 + 8 + 8;
 
 /**
  * §3: the largest body each kind may declare. A parser refuses a larger declared length as
@@ -65,6 +71,9 @@ export const MAX_BODY_LEN: Readonly<Record<Kind, number>> = {
   [Kind.Confirm]: CONFIRM_LEN,
   [Kind.Error]: ERROR_FIXED_LEN + MAX_TEXT_LEN,
   [Kind.Session]: SESSION_LEN,
+  [Kind.Chunk]: CHUNK_FIXED_LEN + MAX_CHUNK_LEN,
+  [Kind.Ack]: ACK_LEN,
+  [Kind.Trailer]: TRAILER_LEN,
 };
 
 /** §4.1: OFFER flag bits. */
@@ -73,6 +82,8 @@ export const OfferFlag = {
   HasMtime: 0x02,
   /** v2: the item is an (empty) directory; its size is 0. */
   Directory: 0x04,
+  /** v3: a stream of unknown length, sent as CHUNKs and ended by a TRAILER; its size is 0. */
+  Stream: 0x08,
 } as const;
 
 /** §4.3: why a receiver refuses an item. `retryable` codes may succeed on a later attempt. */
@@ -83,6 +94,8 @@ export const RejectCode = {
   NoSpace: 4,
   Checksum: 5,
   ReceiverIo: 6,
+  /** v3: the receiver's output (its stdout) failed; nothing more can be written to it. */
+  OutputFailed: 7,
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 

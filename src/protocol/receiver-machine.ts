@@ -1,8 +1,17 @@
 // The receiving end of one connection as a state machine (PROTOCOL.md §6): frames and store
 // results in, actions out. It enforces the session rules; a driver does the I/O.
-import { type AckshipError, type HandshakeError, LocalIoError, PeerError, ProtocolError } from '../errors.js';
-import type { Frame, Hello, OfferFrame } from './codec.js';
-import { ErrorCode, Kind, maxOpenItems, RejectCode, Role } from './constants.js';
+import {
+  type AckshipError,
+  type HandshakeError,
+  LocalIoError,
+  PeerError,
+  ProtocolError,
+  RejectedError,
+  TransientError,
+} from '../errors.js';
+import { xxh64 } from '../hash.js';
+import type { ChunkFrame, Frame, Hello, OfferFrame } from './codec.js';
+import { ErrorCode, isRetryableReject, Kind, maxOpenItems, RejectCode, Role } from './constants.js';
 import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
 import { checkName } from './names.js';
@@ -23,6 +32,8 @@ export interface ValidOffer {
   mtimeMs?: number;
   /** v2: an empty directory to create, with no data. */
   directory: boolean;
+  /** v3: a stream of unknown length (CHUNKs, then a TRAILER); `size` is 0. */
+  stream: boolean;
 }
 
 /** What the store says of an offer. */
@@ -41,7 +52,8 @@ export type ReceiverAction =
   | { type: 'open'; offer: ValidOffer }
   | { type: 'write'; slot: number; offset: number; payload: Buffer; truncate: boolean }
   | { type: 'commit'; slot: number; hash: bigint }
-  | { type: 'rejected'; slot: number; name: string; reason: string }
+  /** `final`: the sender will not retry the item (§4.3). */
+  | { type: 'rejected'; slot: number; name: string; reason: string; final: boolean }
   /** v2: the connection belongs to this sender run (§4.8). */
   | { type: 'session'; id: Buffer }
   /** The session is over: tell the peer why when `notify`, then close. */
@@ -49,8 +61,9 @@ export type ReceiverAction =
 
 type Item =
   | { phase: 'deciding'; offer: ValidOffer }
-  | { phase: 'receiving'; offer: ValidOffer; accepted: number; next: number | undefined }
-  | { phase: 'committing'; offer: ValidOffer };
+  | { phase: 'receiving'; offer: ValidOffer; accepted: number; next: number | undefined; acked: number }
+  /** `size`: the length confirmed, declared by OFFER, or for a stream by its TRAILER. */
+  | { phase: 'committing'; offer: ValidOffer; size: number };
 
 export class ReceiverMachine {
   readonly #limits: ReceiverLimits;
@@ -95,7 +108,11 @@ export class ReceiverMachine {
       case Kind.Data:
         return this.#data(message.slot, message.offset, message.payload);
       case Kind.End:
-        return this.#end(message.slot, message.hash);
+        return this.#end(message.slot, message.hash, undefined);
+      case Kind.Chunk:
+        return this.#chunk(message);
+      case Kind.Trailer:
+        return this.#end(message.slot, message.hash, message.size);
       case Kind.Error:
         return this.#fail(new PeerError(`sender ended the session: ${message.message}`, message.code), false);
       default:
@@ -110,7 +127,13 @@ export class ReceiverMachine {
     const { offer } = item;
     switch (decision.type) {
       case 'accept':
-        this.#items.set(slot, { phase: 'receiving', offer, accepted: decision.offset, next: undefined });
+        this.#items.set(slot, {
+          phase: 'receiving',
+          offer,
+          accepted: decision.offset,
+          next: undefined,
+          acked: decision.offset,
+        });
         return [
           {
             type: 'send',
@@ -136,9 +159,26 @@ export class ReceiverMachine {
     const item = this.#items.get(slot);
     if (this.#failed || item?.phase !== 'committing') return [];
     this.#items.delete(slot);
-    if (outcome.type === 'reject') return this.#reject(slot, item.offer.name, outcome.code, outcome.reason);
-    const { id, size } = item.offer;
-    return [{ type: 'send', frame: { kind: Kind.Confirm, slot, id, size, hash: outcome.hash } }];
+    if (outcome.type === 'reject') {
+      // §4.9: a stream's sender no longer holds what it sent, so only a failed store is retried.
+      const final = item.offer.stream ? outcome.code !== RejectCode.ReceiverIo : undefined;
+      return this.#reject(slot, item.offer.name, outcome.code, outcome.reason, final);
+    }
+    const { size } = item;
+    return [
+      { type: 'send', frame: { kind: Kind.Confirm, slot, id: item.offer.id, size, hash: outcome.hash } },
+    ];
+  }
+
+  /**
+   * v3: a stream's bytes before `offset` are durable (fsynced, or written to the receiver's
+   * output): tell the sender, which may drop them. Repeating the last offset is a keepalive.
+   */
+  durable(slot: number, offset: number): ReceiverAction[] {
+    const item = this.#items.get(slot);
+    if (this.#failed || item?.phase !== 'receiving' || !item.offer.stream || offset < item.acked) return [];
+    item.acked = offset;
+    return [{ type: 'send', frame: { kind: Kind.Ack, slot, offset } }];
   }
 
   /**
@@ -148,8 +188,7 @@ export class ReceiverMachine {
   writeFailed(slot: number, code: RejectCode, reason: string): ReceiverAction[] {
     const item = this.#items.get(slot);
     if (this.#failed || item?.phase !== 'receiving') return [];
-    const refusal = this.#reject(slot, item.offer.name, code, reason);
-    return [...refusal, ...this.#fail(new LocalIoError(reason), false)];
+    return this.#refuseMidItem(slot, item.offer.name, code, reason, new LocalIoError(reason));
   }
 
   /** A local failure (timeout, shutdown) ends the session. */
@@ -165,6 +204,9 @@ export class ReceiverMachine {
       return this.#violation(`more than ${limit} items open at once`, ErrorCode.Unexpected);
     if (frame.directory && (this.#version ?? 1) < 2) {
       return this.#violation('directory items need protocol version 2', ErrorCode.Unexpected);
+    }
+    if (frame.stream && (this.#version ?? 1) < 3) {
+      return this.#violation('stream items need protocol version 3', ErrorCode.Unexpected);
     }
     const check = checkName(frame.name);
     if (!check.ok) return this.#reject(slot, frame.name.toString('utf8'), RejectCode.BadName, check.reason);
@@ -183,6 +225,7 @@ export class ReceiverMachine {
       name: check.name,
       parts: check.parts,
       directory: frame.directory === true,
+      stream: frame.stream === true,
     };
     if (frame.mode !== undefined) offer.mode = frame.mode;
     if (frame.mtimeMs !== undefined) offer.mtimeMs = frame.mtimeMs;
@@ -192,14 +235,14 @@ export class ReceiverMachine {
 
   #data(slot: number, offset: number, payload: Buffer): ReceiverAction[] {
     const item = this.#items.get(slot);
-    if (item?.phase !== 'receiving') return this.#violation(`DATA for slot ${slot}, which is not accepted`);
+    if (item?.phase !== 'receiving' || item.offer.stream) {
+      return this.#violation(`DATA for slot ${slot}, which is not an accepted file`);
+    }
     // §6: the first DATA starts at the accepted offset (resume) or at 0 (start over); later
     // ones continue exactly where the previous one ended.
-    const expected = item.next ?? item.accepted;
     const restart = item.next === undefined && offset === 0;
-    if (offset !== expected && !restart) {
-      return this.#violation(`DATA at offset ${offset} for slot ${slot}, expected ${expected}`);
-    }
+    const misplaced = this.#misplaced(item, offset, payload.length, restart);
+    if (misplaced !== undefined) return this.#violation(misplaced);
     const end = offset + payload.length;
     if (end > item.offer.size) {
       return this.#violation(`DATA runs to ${end}, past the declared size ${item.offer.size}`);
@@ -208,21 +251,89 @@ export class ReceiverMachine {
     return [{ type: 'write', slot, offset, payload, truncate: restart && item.accepted > 0 }];
   }
 
-  #end(slot: number, hash: bigint): ReceiverAction[] {
+  /** v3 (§4.9): a piece of a stream is written only once its own hash checks out. */
+  #chunk(frame: ChunkFrame): ReceiverAction[] {
+    const { slot, offset, payload } = frame;
     const item = this.#items.get(slot);
-    if (item?.phase !== 'receiving') return this.#violation(`END for slot ${slot}, which is not accepted`);
-    const received = item.next ?? item.accepted;
-    if (received !== item.offer.size) {
-      return this.#violation(`END after ${received} of ${item.offer.size} declared bytes`);
+    if (item?.phase !== 'receiving' || !item.offer.stream) {
+      return this.#violation(`CHUNK for slot ${slot}, which is not an accepted stream`);
     }
-    this.#items.set(slot, { phase: 'committing', offer: item.offer });
+    // A stream never starts over: its sender may no longer hold the beginning.
+    const misplaced = this.#misplaced(item, offset, payload.length, false);
+    if (misplaced !== undefined) return this.#violation(misplaced);
+    const { name } = item.offer;
+    const actual = xxh64(payload);
+    if (actual !== frame.hash) {
+      const reason = `CHUNK at offset ${offset} failed its checksum; the verified prefix is kept`;
+      return this.#refuseMidItem(slot, name, RejectCode.Checksum, reason, new TransientError(reason));
+    }
+    const end = offset + payload.length;
+    if (end > this.#limits.maxSize) {
+      const reason = `stream passed the receiver's limit of ${this.#limits.maxSize} bytes`;
+      const code = RejectCode.TooLarge;
+      return this.#refuseMidItem(slot, name, code, reason, new RejectedError(reason, code));
+    }
+    item.next = end;
+    return [{ type: 'write', slot, offset, payload, truncate: false }];
+  }
+
+  /** §6: why a piece of payload at `offset` is out of place, if it is. */
+  #misplaced(
+    item: Extract<Item, { phase: 'receiving' }>,
+    offset: number,
+    length: number,
+    restart: boolean,
+  ): string | undefined {
+    const expected = item.next ?? item.accepted;
+    if (offset !== expected && !restart) {
+      return `payload at offset ${offset} for slot ${item.offer.slot}, expected ${expected}`;
+    }
+    if (length === 0 && item.offer.stream) return 'an empty CHUNK';
+    return undefined;
+  }
+
+  /** END of a file (`declared` undefined) or a stream's TRAILER, which declares its length. */
+  #end(slot: number, hash: bigint, declared: number | undefined): ReceiverAction[] {
+    const frame = declared === undefined ? 'END' : 'TRAILER';
+    const item = this.#items.get(slot);
+    if (item?.phase !== 'receiving' || item.offer.stream !== (declared !== undefined)) {
+      return this.#violation(
+        `${frame} for slot ${slot}, which is not an accepted ${declared === undefined ? 'file' : 'stream'}`,
+      );
+    }
+    const size = declared ?? item.offer.size;
+    const received = item.next ?? item.accepted;
+    if (received !== size) {
+      return this.#violation(`${frame} after ${received} of ${size} declared bytes`);
+    }
+    this.#items.set(slot, { phase: 'committing', offer: item.offer, size });
     return [{ type: 'commit', slot, hash }];
   }
 
-  #reject(slot: number, name: string, code: RejectCode, reason: string): ReceiverAction[] {
+  /**
+   * The item is refused while its data is in flight: the session ends too (§6), because what
+   * the peer already sent for it could not be told from a violation.
+   */
+  #refuseMidItem(
+    slot: number,
+    name: string,
+    code: RejectCode,
+    reason: string,
+    error: AckshipError,
+  ): ReceiverAction[] {
+    return [...this.#reject(slot, name, code, reason), ...this.#fail(error, false)];
+  }
+
+  #reject(
+    slot: number,
+    name: string,
+    code: RejectCode,
+    reason: string,
+    final = !isRetryableReject(code),
+  ): ReceiverAction[] {
     return [
       { type: 'send', frame: { kind: Kind.Reject, slot, code, reason } },
-      { type: 'rejected', slot, name, reason },
+      { type: 'rejected', slot, name, reason, final },
     ];
   }
 

@@ -1,19 +1,22 @@
 // The sending end of one item on one connection as a state machine (PROTOCOL.md §6):
 // it says which frame to send next and checks every answer against what was sent.
 import { PeerError, ProtocolError } from '../errors.js';
-import type { EndFrame, Frame, Hello, OfferFrame } from './codec.js';
+import type { EndFrame, Frame, Hello, OfferFrame, TrailerFrame } from './codec.js';
 import { ErrorCode, Kind, Role } from './constants.js';
 import { ourHello } from './handshake.js';
 
 /** What a sender knows of an item before it offers it. */
 export interface ItemHeader {
   id: Buffer;
-  size: number;
+  /** A file's length; for a stream, its length once a TRAILER declared it, else undefined. */
+  size: number | undefined;
   name: string;
   mode?: number;
   mtimeMs?: number;
   /** v2: an empty directory, size 0. */
   directory?: boolean;
+  /** v3: a stream of unknown length, sent as CHUNKs and ended by a TRAILER. */
+  stream?: boolean;
 }
 
 export type SenderEvent =
@@ -21,7 +24,9 @@ export type SenderEvent =
   | { type: 'rejected'; code: number; reason: string }
   /** The receiver holds this item from an earlier attempt; the driver must check `hash` itself. */
   | { type: 'confirmed-earlier'; hash: bigint }
-  | { type: 'confirmed'; hash: bigint };
+  | { type: 'confirmed'; hash: bigint }
+  /** v3: the receiver holds the stream's bytes before `offset` durably. */
+  | { type: 'acked'; offset: number };
 
 type Phase = 'offered' | 'sending' | 'ended' | 'done';
 
@@ -33,11 +38,14 @@ export class SenderItem {
   readonly #slot: number;
   readonly #item: ItemHeader;
   #phase: Phase = 'offered';
+  #size: number | undefined;
   #hash = 0n;
+  #acked = 0;
 
   constructor(slot: number, item: ItemHeader) {
     this.#slot = slot;
     this.#item = item;
+    this.#size = item.size;
   }
 
   get slot(): number {
@@ -45,17 +53,18 @@ export class SenderItem {
   }
 
   offer(): OfferFrame {
-    const { id, size, mode, mtimeMs } = this.#item;
+    const { id, mode, mtimeMs, stream } = this.#item;
     const frame: OfferFrame = {
       kind: Kind.Offer,
       slot: this.#slot,
       id,
-      size,
+      size: stream ? 0 : (this.#size ?? 0),
       name: Buffer.from(this.#item.name),
     };
     if (mode !== undefined) frame.mode = mode;
     if (mtimeMs !== undefined) frame.mtimeMs = mtimeMs;
     if (this.#item.directory) frame.directory = true;
+    if (stream) frame.stream = true;
     return frame;
   }
 
@@ -65,6 +74,16 @@ export class SenderItem {
     this.#phase = 'ended';
     this.#hash = hash;
     return { kind: Kind.End, slot: this.#slot, hash };
+  }
+
+  /** v3: after a stream's last CHUNK, the TRAILER with its length and hash. */
+  trailer(size: number, hash: bigint): TrailerFrame {
+    if (this.#phase !== 'sending')
+      throw new ProtocolError(`TRAILER in phase ${this.#phase}`, ErrorCode.Internal);
+    this.#phase = 'ended';
+    this.#size = size;
+    this.#hash = hash;
+    return { kind: Kind.Trailer, slot: this.#slot, size, hash };
   }
 
   /** Checks a frame from the receiver against the item's phase; throws on anything out of place. */
@@ -81,17 +100,28 @@ export class SenderItem {
     switch (frame.kind) {
       case Kind.Accept:
         if (this.#phase !== 'offered') throw this.#unexpected(frame);
-        if (frame.offset > this.#item.size) {
-          throw new ProtocolError(`receiver holds ${frame.offset} bytes of a ${this.#item.size}-byte item`);
+        if (!this.#item.stream && frame.offset > (this.#size ?? 0)) {
+          throw new ProtocolError(`receiver holds ${frame.offset} bytes of a ${this.#size}-byte item`);
         }
         this.#phase = 'sending';
+        this.#acked = frame.offset;
         return { type: 'accepted', offset: frame.offset, prefixHash: frame.prefixHash };
+      case Kind.Ack:
+        if (!this.#item.stream || this.#phase === 'offered') throw this.#unexpected(frame);
+        if (frame.offset < this.#acked) {
+          throw new ProtocolError(`receiver acknowledged offset ${frame.offset} after ${this.#acked}`);
+        }
+        this.#acked = frame.offset;
+        return { type: 'acked', offset: frame.offset };
       case Kind.Reject:
         this.#phase = 'done';
         return { type: 'rejected', code: frame.code, reason: frame.reason };
       case Kind.Confirm: {
         if (this.#phase === 'sending') throw this.#unexpected(frame);
-        if (!frame.id.equals(this.#item.id) || frame.size !== this.#item.size) {
+        if (this.#size === undefined) {
+          throw new ProtocolError('receiver confirmed a stream before its TRAILER: not counted as delivered');
+        }
+        if (!frame.id.equals(this.#item.id) || frame.size !== this.#size) {
           throw new ProtocolError('confirmation does not match the item offered: not counted as delivered');
         }
         const earlier = this.#phase === 'offered';

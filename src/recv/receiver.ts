@@ -26,6 +26,8 @@ export interface RunTotals {
 }
 
 export interface ReceiverEvents extends SessionEvents {
+  /** A sender connected from `peer`. */
+  sessionStarted(peer: string): void;
   /** A connection ended; `totals` add it to the earlier connections of the same sender run. */
   sessionEnded(report: SessionReport, totals: RunTotals): void;
 }
@@ -48,6 +50,7 @@ export class Receiver {
       const { store, limits, idleTimeoutMs } = this.#options;
       const session = new Session(socket, store, limits, idleTimeoutMs, this.#events);
       this.#sessions.add(session);
+      this.#events.sessionStarted(session.peer);
       void session.ended.then((report) => {
         this.#sessions.delete(session);
         this.#events.sessionEnded(report, this.#addToRun(report));

@@ -31,6 +31,7 @@ export interface SessionReport {
   confirmed: number;
   /** Bytes of the items confirmed. */
   bytes: number;
+  /** Items refused for good; a refusal the sender retries (a failed checksum) is not counted. */
   rejected: number;
   /** Why the session ended, when it did not end cleanly. */
   error?: AckshipError;
@@ -109,6 +110,11 @@ export class Session {
       this.#report.error ??= new TransientError(`connection from ${this.#peer} failed: ${err.message}`);
     });
     socket.write(encodeHello(ReceiverMachine.hello()));
+  }
+
+  /** HOST:PORT of the sender. */
+  get peer(): string {
+    return this.#peer;
   }
 
   /** Stops the session for a shutdown: commits under way finish, the rest stays resumable. */
@@ -212,7 +218,7 @@ export class Session {
           this.#report.session = action.id.toString('hex');
           break;
         case 'rejected':
-          this.#report.rejected++;
+          if (action.final) this.#report.rejected++;
           this.#events.rejected({ peer: this.#peer, name: action.name, reason: action.reason });
           break;
         case 'fail':
@@ -232,6 +238,7 @@ export class Session {
     const { decision, writer } = await this.#store.open(offer);
     if (writer !== undefined) {
       writer.onTakeover = () => this.#takenOver();
+      writer.onDurable = (offset) => void this.#run(this.#machine.durable(offer.slot, offset));
       this.#writers.set(offer.slot, writer);
     }
     if (decision.type === 'confirmed') this.#confirmed(offer.name, decision.size, decision.hash, true);

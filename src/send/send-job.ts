@@ -111,7 +111,7 @@ export async function sendJob(
       items: sources.length,
       confirmed: confirmed.length,
       failed: outcomes.length - confirmed.length,
-      bytes: confirmed.reduce((sum, o) => sum + o.source.size, 0),
+      bytes: confirmed.reduce((sum, o) => sum + o.delivery.size, 0),
       seconds: (performance.now() - started) / 1000,
       connections: lanes.reduce((sum, lane) => sum + lane.connectionsOpened, 0),
       retries,

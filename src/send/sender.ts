@@ -10,14 +10,16 @@ import {
   TransientError,
   UnconfirmedError,
 } from '../errors.js';
-import { createHasher, type Hasher, hashFilePrefix } from '../hash.js';
+import { createHasher, type Hasher, hashFilePrefix, xxh64 } from '../hash.js';
 import type { Address } from '../net-address.js';
-import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js';
+import { isRetryableReject, Kind, MAX_CHUNK_LEN, RejectCode } from '../protocol/constants.js';
 import { printableName } from '../protocol/names.js';
 import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
+import { ABORTED, untilAborted } from './abortable.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
 import { Connection, type SlotLink } from './connection.js';
 import type { Source } from './sources.js';
+import type { StreamWindow } from './stream-window.js';
 
 export interface SenderOptions {
   address: Address;
@@ -30,6 +32,8 @@ export interface SenderOptions {
 }
 
 export interface Delivery {
+  /** Bytes confirmed: the file's size, or a stream's length once it ended. */
+  size: number;
   hash: bigint;
   attempts: number;
   /** Payload bytes put on the wire over all attempts. */
@@ -70,17 +74,22 @@ export class Sender {
   async deliver(source: Source, id: Buffer, events: TransferEvents = {}): Promise<Delivery> {
     const { retry, signal } = this.#options;
     const tally: Tally = { bytesSent: 0, resumedFrom: 0 };
-    for (let attempt = 1; ; attempt++) {
+    // Retries count failures in a row: a long stream that keeps moving between resets goes on.
+    for (let attempt = 1, failures = 0; ; attempt++) {
+      const released = source.stream?.released;
       try {
         const connection = await this.#connect();
-        const hash = await connection.withSlot((link) =>
-          this.#attempt(connection, link, source, id, tally, events),
+        const { size, hash } = await connection.withSlot((link) =>
+          source.stream === undefined
+            ? this.#attempt(connection, link, source, id, tally, events)
+            : streamAttempt(connection, link, source, source.stream, id, tally, events),
         );
-        return { hash, attempts: attempt, ...tally };
+        return { size, hash, attempts: attempt, ...tally };
       } catch (err) {
         if (signal.aborted) throw signal.reason;
         if (!isRetryable(err)) throw err;
-        if (attempt > retry.retries) {
+        failures = source.stream !== undefined && source.stream.released > (released ?? 0) ? 1 : failures + 1;
+        if (failures > retry.retries) {
           throw new UnconfirmedError(
             `not confirmed after ${attempt} attempts: ${(err as Error).message}; run the same send again to resume`,
           );
@@ -124,7 +133,8 @@ export class Sender {
     id: Buffer,
     tally: Tally,
     events: TransferEvents,
-  ): Promise<bigint> {
+  ): Promise<{ size: number; hash: bigint }> {
+    const { size } = source;
     const header = {
       id,
       size: source.size,
@@ -142,13 +152,15 @@ export class Sender {
     const item = new SenderItem(link.slot, header);
     await connection.send(item.offer());
     const answer = settle(item.receive(await link.next()), source);
-    try {
-      if (source.directory) return await finish(connection, link, item, source, createHasher());
+    return afterAnswer(connection, async () => {
+      if (source.directory)
+        return { size, hash: await finish(connection, link, item, source, createHasher()) };
       const file = await open(source.path, 'r').catch((err: Error) => {
         throw new InputError(`cannot read ${source.label}: ${err.message}`);
       });
       try {
-        if (answer.type === 'confirmed-earlier') return await checkEarlier(file, source, answer.hash);
+        if (answer.type === 'confirmed-earlier')
+          return { size, hash: await checkEarlier(file, source, answer.hash) };
         if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after OFFER`);
         const { start, hasher } = await resumePoint(file, answer.offset, answer.prefixHash);
         tally.resumedFrom = start;
@@ -160,16 +172,113 @@ export class Sender {
           }),
         );
         await assertUnchanged(file, source);
-        return await finish(connection, link, item, source, hasher);
+        return { size, hash: await finish(connection, link, item, source, hasher) };
       } finally {
         await file.close();
       }
-    } catch (err) {
-      // The receiver still holds this item open; the slot cannot be reused on this connection.
-      if (!(err instanceof RejectedError) && connection.usable) connection.abort(err as Error);
-      throw err;
-    }
+    });
   }
+}
+
+/**
+ * Runs the rest of an item once the receiver answered its OFFER. If it fails, the receiver still
+ * holds the item open, so its slot (and the connection) cannot carry on; the other items retry.
+ */
+async function afterAnswer<T>(connection: Connection, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (!(err instanceof RejectedError) && connection.usable) connection.abort(err as Error);
+    throw err;
+  }
+}
+
+/**
+ * v3 (§4.9): sends a stream from the receiver's offset as CHUNKs, each with its own hash, while
+ * the receiver's ACKs free the window; then the TRAILER, and waits for the verdict.
+ */
+async function streamAttempt(
+  connection: Connection,
+  link: SlotLink,
+  source: Source,
+  stream: StreamWindow,
+  id: Buffer,
+  tally: Tally,
+  events: TransferEvents,
+): Promise<{ size: number; hash: bigint }> {
+  if (connection.version < 3) {
+    throw new RejectedError(
+      `the receiver speaks protocol version ${connection.version}, which cannot take ${source.label} as a stream; send it with --spool`,
+      0,
+    );
+  }
+  // Known when the input ended in an earlier attempt, whose TRAILER may have been confirmed.
+  const known = stream.total;
+  const item = new SenderItem(link.slot, { id, size: known?.size, name: source.name, stream: true });
+  await connection.send(item.offer());
+  const answer = settle(item.receive(await link.next()), source);
+  if (answer.type === 'confirmed-earlier') {
+    if (known === undefined || answer.hash !== known.hash) {
+      throw new ProtocolError(
+        `receiver confirmed this transfer id earlier for other content than ${source.label}`,
+      );
+    }
+    return known;
+  }
+  if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after OFFER`);
+  return afterAnswer(connection, () =>
+    sendStream(connection, link, item, source, stream, answer.offset, tally, events),
+  );
+}
+
+async function sendStream(
+  connection: Connection,
+  link: SlotLink,
+  item: SenderItem,
+  source: Source,
+  stream: StreamWindow,
+  offset: number,
+  tally: Tally,
+  events: TransferEvents,
+): Promise<{ size: number; hash: bigint }> {
+  stream.resumeAt(offset);
+  tally.resumedFrom = offset;
+  // Everything the receiver says while we send: ACKs free the window; anything else ends the item.
+  const verdict = (async () => {
+    for (;;) {
+      const event = item.receive(await link.next());
+      if (event.type !== 'acked') return event;
+      stream.release(event.offset);
+    }
+  })();
+  // Stops the send loop as soon as the receiver has its say (or the connection dies).
+  const answered = new AbortController();
+  verdict.then(
+    () => answered.abort(),
+    () => answered.abort(),
+  );
+  let at = offset;
+  for (;;) {
+    const next = await untilAborted(stream.at(at), answered.signal);
+    if (next === undefined) break;
+    if (next === ABORTED) {
+      const early = await verdict;
+      settle(early, source);
+      throw new ProtocolError(`unexpected ${early.type} while sending a stream`);
+    }
+    await connection.exclusive(() =>
+      connection.send({ kind: Kind.Chunk, slot: link.slot, offset: at, hash: xxh64(next), payload: next }),
+    );
+    at += next.length;
+    tally.bytesSent += next.length;
+    events.progress?.(source, next.length);
+  }
+  const total = stream.total as { size: number; hash: bigint };
+  await connection.send(item.trailer(total.size, total.hash));
+  // After the TRAILER a failed checksum is final: what was released cannot be sent again.
+  const done = settle(await verdict, source, (code) => code === RejectCode.ReceiverIo);
+  if (done.type !== 'confirmed') throw new ProtocolError(`unexpected ${done.type} after TRAILER`);
+  return total;
 }
 
 /** END with the payload's hash, then the receiver's verdict. */
@@ -186,11 +295,18 @@ async function finish(
   return done.hash;
 }
 
-/** A refusal ends the item: for good, or (a failed checksum or disk) as a retryable failure. */
-function settle(event: SenderEvent, source: Source): Exclude<SenderEvent, { type: 'rejected' }> {
+/**
+ * A refusal ends the item: for good, or (a failed checksum or disk) as a retryable failure.
+ * `retryable` says whether we could send the item again at all.
+ */
+function settle(
+  event: SenderEvent,
+  source: Source,
+  retryable = isRetryableReject,
+): Exclude<SenderEvent, { type: 'rejected' }> {
   if (event.type !== 'rejected') return event;
   const reason = `receiver rejected ${printableName(source.name)}: ${event.reason}`;
-  if (isRetryableReject(event.code)) throw new TransientError(reason);
+  if (retryable(event.code)) throw new TransientError(reason);
   throw new RejectedError(reason, event.code);
 }
 

@@ -7,6 +7,7 @@ import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InputError, LocalIoError, UsageError } from '../errors.js';
+import { StreamWindow } from './stream-window.js';
 
 /** A regular file (or, from a tree, an empty directory) ready to send, with what identifies it across runs. */
 export interface Source {
@@ -21,6 +22,8 @@ export interface Source {
   directory?: boolean;
   /** Identifies this content across runs (§7); undefined for spooled streams, which cannot resume across runs. */
   identity?: string;
+  /** v3: stdin (or another stream) sent as it is read, without spooling; `size` is 0 until it ends. */
+  stream?: StreamWindow;
 }
 
 export interface ResolvedSources {
@@ -68,6 +71,10 @@ export type SendItem =
 export interface SourceOptions {
   /** Walk directories. */
   recursive: boolean;
+  /** Spool streams to a private file first (all or nothing, resumable in one run) instead of streaming them. */
+  spool: boolean;
+  /** Most bytes of a stream held in memory until the receiver acknowledges them. */
+  window: number;
   /** Refuse symlinks and special files in a tree instead of skipping them with a warning. */
   noSkip: boolean;
   /** Told of each symlink or special file skipped in a tree. */
@@ -86,6 +93,11 @@ export async function resolveSources(items: SendItem[], options: SourceOptions):
     const sources: Source[] = [];
     for (const [i, item] of items.entries()) {
       if (typeof item !== 'string' && 'data' in item) {
+        if (!options.spool && !(item.data instanceof Uint8Array)) {
+          const stream = new StreamWindow(item.data, item.name, options.window);
+          sources.push({ label: item.name, path: '', name: item.name, size: 0, stream });
+          continue;
+        }
         spoolDir ??= await mkdtemp(join(tmpdir(), 'ackship-spool-'));
         sources.push(
           await spooledSource(item.data, item.name, item.name, join(spoolDir, String(i)), options.signal),

@@ -21,6 +21,10 @@ export interface TransferOptions {
   recursive?: boolean;
   /** Refuse symlinks and special files in a tree instead of skipping them. */
   noSkip?: boolean;
+  /** Spool streams to a private file before sending (all or nothing) instead of streaming them. */
+  spool?: boolean;
+  /** Most bytes of a stream held in memory until the receiver acknowledges them as durable. */
+  window?: number;
   /** Whose reason is the error to raise. */
   signal: AbortSignal;
 }
@@ -48,15 +52,15 @@ export async function transfer(
 ): Promise<TransferResult> {
   const address = parseAddress(target);
   const { signal } = options;
-  const [resolved] = await Promise.all([
-    resolveSources(items, {
-      recursive: options.recursive ?? false,
-      noSkip: options.noSkip ?? false,
-      warn: (message) => events.warning?.(message),
-      signal,
-    }),
-    loadHasher(),
-  ]);
+  await loadHasher();
+  const resolved = await resolveSources(items, {
+    recursive: options.recursive ?? false,
+    noSkip: options.noSkip ?? false,
+    spool: options.spool ?? false,
+    window: options.window ?? DEFAULTS.windowBytes,
+    warn: (message) => events.warning?.(message),
+    signal,
+  });
   try {
     const { sources } = resolved;
     events.resolved?.(sources);

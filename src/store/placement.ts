@@ -1,13 +1,12 @@
-// Where a verified item ends up: under its name inside DIR, or on stdout. Both check the
-// target before any data is accepted and make the item visible only once it is whole.
-import { createReadStream } from 'node:fs';
+// Where a verified item ends up: under its name inside DIR (here), or on stdout
+// (stdout-placement.ts). Both check the target before any data is accepted.
 import { link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { RejectCode } from '../protocol/constants.js';
 import type { ValidOffer } from '../protocol/receiver-machine.js';
 import { GroupCommit } from './group-commit.js';
+import type { ConfirmedJournal } from './journal.js';
+import type { OpenResult } from './receive-store.js';
 
 export class PlacementRefused extends Error {
   constructor(
@@ -19,7 +18,7 @@ export class PlacementRefused extends Error {
 }
 
 /** What placement needs to know of an item. */
-export type PlacedItem = Pick<ValidOffer, 'name' | 'parts' | 'directory' | 'mode'>;
+export type PlacedItem = Pick<ValidOffer, 'id' | 'name' | 'parts' | 'directory' | 'mode'>;
 
 export interface Placement {
   /** Refuses, before any data flows, an item that could never be placed. */
@@ -28,6 +27,8 @@ export interface Placement {
   place(partPath: string, item: PlacedItem): Promise<void>;
   /** Creates a directory item (v2), durably; idempotent. */
   makeDirectory(item: PlacedItem): Promise<void>;
+  /** v3: takes a stream item itself instead of a part file (stdout, written as it arrives). */
+  openStream?(offer: ValidOffer, journal: ConfirmedJournal): Promise<OpenResult>;
 }
 
 function errno(err: unknown): string | undefined {
@@ -149,32 +150,5 @@ export class DirectoryPlacement implements Placement {
       dir = next;
     }
     return dir;
-  }
-}
-
-/** `--out -`: the one verified item is copied to stdout, and confirmed once stdout took it all. */
-export class StdoutPlacement implements Placement {
-  readonly #out: Writable;
-  #used = false;
-
-  constructor(out: Writable) {
-    this.#out = out;
-  }
-
-  async check(item: PlacedItem): Promise<void> {
-    if (item.directory)
-      throw new PlacementRefused(RejectCode.BadName, 'a directory cannot be written to stdout');
-    if (this.#used)
-      throw new PlacementRefused(RejectCode.Exists, 'the receiver writes one item to stdout and has it');
-  }
-
-  async makeDirectory(item: PlacedItem): Promise<void> {
-    await this.check(item);
-  }
-
-  async place(partPath: string): Promise<void> {
-    this.#used = true;
-    await pipeline(createReadStream(partPath, { highWaterMark: 1024 * 1024 }), this.#out, { end: false });
-    await unlink(partPath);
   }
 }

@@ -29,6 +29,7 @@ async function writeAt(file: FileHandle, payload: Buffer, offset: number): Promi
 
 /** A full disk is "no space" (not retryable); any other write failure may pass. */
 export function ioRejectCode(err: unknown): RejectCode {
+  if (err instanceof PlacementRefused) return err.rejectCode;
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOSPC' || code === 'EDQUOT' ? RejectCode.NoSpace : RejectCode.ReceiverIo;
 }
@@ -39,6 +40,8 @@ export interface ItemWriter {
   readonly size: number;
   /** Called when another connection takes this transfer id over. */
   onTakeover: () => void;
+  /** v3 streams: called once the bytes before `offset` are durable (or out on stdout). */
+  onDurable: (offset: number) => void;
   write(offset: number, payload: Buffer, truncate: boolean): Promise<void>;
   /** §7: verify, make durable, journal, place; only a 'confirmed' outcome may be confirmed. */
   commit(expected: bigint): Promise<CommitOutcome>;
@@ -51,6 +54,7 @@ class DirectoryWriter implements ItemWriter {
   readonly #store: ReceiveStore;
   readonly #offer: ValidOffer;
   onTakeover: () => void = () => {};
+  onDurable: (offset: number) => void = () => {};
 
   constructor(store: ReceiveStore, offer: ValidOffer) {
     this.#store = store;
@@ -79,7 +83,7 @@ class DirectoryWriter implements ItemWriter {
       };
     }
     try {
-      await this.#store.journal.append(journalRecord(this.#offer, empty));
+      await this.#store.journal.append(journalRecord(this.#offer, 0, empty));
       await this.#store.placement.makeDirectory(this.#offer);
       return { type: 'confirmed', hash: empty };
     } catch (err) {
@@ -96,11 +100,14 @@ class DirectoryWriter implements ItemWriter {
   async abandon(): Promise<void> {}
 }
 
-function journalRecord(offer: ValidOffer, hash: bigint): ConfirmedRecord {
-  return { id: offer.id.toString('hex'), size: offer.size, hash: hashHex(hash), name: offer.name };
+function journalRecord(offer: ValidOffer, size: number, hash: bigint): ConfirmedRecord {
+  return { id: offer.id.toString('hex'), size, hash: hashHex(hash), name: offer.name };
 }
 
-/** An accepted item's partial file, written at increasing offsets and hashed as it grows. */
+/**
+ * An accepted item's partial file, written at increasing offsets and hashed as it grows. For a
+ * v3 stream it also fsyncs as it goes and reports each durable offset, one fsync after another.
+ */
 export class PartWriter implements ItemWriter {
   readonly #store: ReceiveStore;
   readonly #offer: ValidOffer;
@@ -111,15 +118,29 @@ export class PartWriter implements ItemWriter {
   readonly #writing = new Set<Promise<void>>();
   #writingBytes = 0;
   #failure: unknown;
-  /** Called when another connection takes this transfer id over. */
+  /** Bytes in the file once the writes under way are done. */
+  #length: number;
+  /** Streams: bytes known durable, and the fsync loop when one runs. */
+  #synced: number;
+  #syncing: Promise<void> | undefined;
   onTakeover: () => void = () => {};
+  onDurable: (offset: number) => void = () => {};
 
-  constructor(store: ReceiveStore, offer: ValidOffer, path: string, file: FileHandle, hasher: Hasher) {
+  constructor(
+    store: ReceiveStore,
+    offer: ValidOffer,
+    path: string,
+    file: FileHandle,
+    hasher: Hasher,
+    held: number,
+  ) {
     this.#store = store;
     this.#offer = offer;
     this.#path = path;
     this.#file = file;
     this.#hasher = hasher;
+    this.#length = held;
+    this.#synced = held;
   }
 
   get name(): string {
@@ -127,7 +148,7 @@ export class PartWriter implements ItemWriter {
   }
 
   get size(): number {
-    return this.#offer.size;
+    return this.#offer.stream ? this.#length : this.#offer.size;
   }
 
   /**
@@ -141,8 +162,10 @@ export class PartWriter implements ItemWriter {
       await this.#settled();
       await this.#file.truncate(0);
       this.#hasher = createHasher();
+      this.#length = 0;
     }
     this.#hasher.update(payload);
+    this.#length = Math.max(this.#length, offset + payload.length);
     const writing = writeAt(this.#file, payload, offset).catch((err: unknown) => {
       this.#failure ??= err;
     });
@@ -152,8 +175,32 @@ export class PartWriter implements ItemWriter {
       this.#writing.delete(writing);
       this.#writingBytes -= payload.length;
     });
+    if (this.#offer.stream) this.#syncSoon();
     while (this.#writingBytes > MAX_WRITING && this.#failure === undefined) await Promise.race(this.#writing);
     if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /**
+   * Streams: fsyncs what was written and reports it durable, over and over while data comes.
+   * Each fsync covers every write started before it, so the ACKs keep pace with the disk.
+   */
+  #syncSoon(): void {
+    this.#syncing ??= (async () => {
+      while (this.#synced < this.#length && this.#failure === undefined && this.#closed === undefined) {
+        const target = this.#length;
+        await Promise.all(this.#writing);
+        if (this.#failure !== undefined) return;
+        await this.#file.datasync();
+        this.#synced = target;
+        this.onDurable(target);
+      }
+    })()
+      .catch((err: unknown) => {
+        this.#failure ??= err;
+      })
+      .finally(() => {
+        this.#syncing = undefined;
+      });
   }
 
   /** Waits for every write under way; throws the first that failed. */
@@ -191,7 +238,7 @@ export class PartWriter implements ItemWriter {
       if (mtimeMs !== undefined) await this.#file.utimes(new Date(), new Date(mtimeMs));
       await this.#file.sync();
       await this.#release(false);
-      await this.#store.journal.append(journalRecord(this.#offer, hash));
+      await this.#store.journal.append(journalRecord(this.#offer, this.size, hash));
       await this.#store.placement.place(this.#path, this.#offer);
       return { type: 'confirmed', hash };
     } catch (err) {
@@ -217,6 +264,7 @@ export class PartWriter implements ItemWriter {
   #release(sync: boolean): Promise<void> {
     this.#closed ??= (async () => {
       try {
+        await this.#syncing;
         await Promise.all(this.#writing);
         if (sync) await this.#file.sync();
       } finally {
@@ -263,6 +311,8 @@ export class ReceiveStore {
       const confirmed = this.journal.get(id);
       if (confirmed !== undefined) return { decision: await this.#confirmAgain(confirmed, offer, path) };
       await this.#takeOver(id);
+      if (offer.stream && this.placement.openStream !== undefined)
+        return await this.placement.openStream(offer, this.journal);
       await this.placement.check(offer);
       if (offer.directory) {
         const writer = new DirectoryWriter(this, offer);
@@ -281,11 +331,12 @@ export class ReceiveStore {
       let hasher: Hasher;
       try {
         held = (await file.stat()).size;
-        if (held > offer.size) {
+        if (!offer.stream && held > offer.size) {
           await file.truncate(0);
           held = 0;
         }
-        await this.#checkSpace(offer.size - held);
+        // A stream's length is unknown: a full disk shows when a write fails.
+        if (!offer.stream) await this.#checkSpace(offer.size - held);
         hasher = createHasher();
         await hashFilePrefix(file, held, hasher);
       } catch (err) {
@@ -293,7 +344,7 @@ export class ReceiveStore {
         this.#openParts.release();
         throw err;
       }
-      const writer = new PartWriter(this, offer, path, file, hasher);
+      const writer = new PartWriter(this, offer, path, file, hasher, held);
       this.#active.set(id, writer);
       return { decision: { type: 'accept', offset: held, prefixHash: hasher.digest() }, writer };
     } catch (err) {
@@ -311,7 +362,7 @@ export class ReceiveStore {
 
   /** Exactly once (§7): a confirmed id is confirmed again, finishing a placement a crash cut short. */
   async #confirmAgain(record: ConfirmedRecord, offer: ValidOffer, path: string): Promise<OfferDecision> {
-    if (record.size !== offer.size || record.name !== offer.name) {
+    if ((!offer.stream && record.size !== offer.size) || record.name !== offer.name) {
       return {
         type: 'reject',
         code: RejectCode.Exists,

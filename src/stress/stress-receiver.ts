@@ -76,6 +76,7 @@ async function ackshipBackend(dir: string): Promise<{ port: number; receiver: Re
       graceMs: 1000,
     },
     {
+      sessionStarted: () => {},
       confirmed: () => {},
       rejected: () => {},
       sessionEnded: () => {},

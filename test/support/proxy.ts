@@ -11,6 +11,8 @@ export interface ProxyOptions {
   rate?: number;
   /** On the first connection, forward only this many receiver→sender bytes, then reset both sides. */
   cutReplyAfter?: number;
+  /** Flip the bits of the sender→receiver byte at this position (counted over all connections), once. */
+  corruptAt?: number;
 }
 
 export class FaultProxy extends EventEmitter {
@@ -51,8 +53,14 @@ export class FaultProxy extends EventEmitter {
     while (this.forwarded < bytes) await once(this, 'forwarded');
   }
 
+  /** Resets every connection open now, both sides; new ones are forwarded as before. */
+  resetAll(): void {
+    for (const socket of this.#sockets) socket.resetAndDestroy();
+  }
+
+  /** Stops for good: resets every connection and refuses new ones. */
   close(): void {
-    for (const socket of this.#sockets) socket.destroy();
+    this.resetAll();
     this.#server.close();
   }
 
@@ -68,6 +76,12 @@ export class FaultProxy extends EventEmitter {
       });
     }
     client.on('data', (chunk: Buffer) => {
+      const { corruptAt } = this.#options;
+      const at = corruptAt === undefined ? -1 : corruptAt - this.forwarded;
+      if (at >= 0 && at < chunk.length) {
+        chunk = Buffer.from(chunk);
+        chunk[at] = (chunk[at] as number) ^ 0xff;
+      }
       upstream.write(chunk);
       this.forwarded += chunk.length;
       this.emit('forwarded');

@@ -1,0 +1,178 @@
+// `--out -`: the receiver writes one item to stdout. A file (or, with --spool, a stream) is
+// copied out whole once it was verified and made durable. A v3 stream is written out as it
+// arrives, each chunk only after its own checksum passed, in order and exactly once across
+// reconnects; a slow reader of stdout slows the sender down instead of filling memory.
+import { createReadStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createHasher, type Hasher, hashHex } from '../hash.js';
+import { RejectCode } from '../protocol/constants.js';
+import type { CommitOutcome, ValidOffer } from '../protocol/receiver-machine.js';
+import type { ConfirmedJournal } from './journal.js';
+import { type PlacedItem, type Placement, PlacementRefused } from './placement.js';
+import type { ItemWriter, OpenResult } from './receive-store.js';
+
+/** How often a writer blocked on a slow stdout repeats its last ACK, so the sender does not time out. */
+const KEEPALIVE_MS = 5000;
+
+/** What the one stream written to stdout has reached, kept across its connections. */
+interface StreamState {
+  readonly offer: ValidOffer;
+  emitted: number;
+  readonly hasher: Hasher;
+  writer: StdoutStreamWriter | undefined;
+  /** Set once the stream cannot go on: stdout failed, or its TRAILER did not match. */
+  failure: string | undefined;
+}
+
+export class StdoutPlacement implements Placement {
+  readonly #out: Writable;
+  /** The transfer id that has stdout (placed, or streaming), once one does: stdout takes one item. */
+  #owner: Buffer | undefined;
+  #stream: StreamState | undefined;
+
+  /** `streaming`: write v3 streams out as they arrive; else they are spooled and copied like files. */
+  constructor(out: Writable, streaming: boolean) {
+    this.#out = out;
+    if (!streaming) this.openStream = undefined;
+  }
+
+  /** Bytes written to stdout so far. */
+  get bytesOut(): number {
+    return this.#stream?.emitted ?? 0;
+  }
+
+  async check(item: PlacedItem): Promise<void> {
+    if (item.directory)
+      throw new PlacementRefused(RejectCode.BadName, 'a directory cannot be written to stdout');
+    if (this.#owner !== undefined && !this.#owner.equals(item.id))
+      throw new PlacementRefused(RejectCode.Exists, 'the receiver writes one item to stdout and has it');
+  }
+
+  async makeDirectory(item: PlacedItem): Promise<void> {
+    await this.check(item);
+  }
+
+  async place(partPath: string, item: PlacedItem): Promise<void> {
+    await this.check(item);
+    if (this.#owner !== undefined) return; // a retry of the item stdout already has
+    this.#owner = item.id;
+    await pipeline(createReadStream(partPath, { highWaterMark: 1024 * 1024 }), this.#out, { end: false });
+    await unlink(partPath);
+  }
+
+  /** v3: accepts a stream at what stdout already has, taking it over from an older connection. */
+  async openStream?(offer: ValidOffer, journal: ConfirmedJournal): Promise<OpenResult> {
+    await this.check(offer);
+    this.#owner = offer.id;
+    this.#stream ??= { offer, emitted: 0, hasher: createHasher(), writer: undefined, failure: undefined };
+    const state = this.#stream;
+    if (state.failure !== undefined) throw new PlacementRefused(RejectCode.OutputFailed, state.failure);
+    await state.writer?.retire();
+    const writer = new StdoutStreamWriter(state, this.#out, journal);
+    state.writer = writer;
+    return { decision: { type: 'accept', offset: state.emitted, prefixHash: state.hasher.digest() }, writer };
+  }
+}
+
+class StdoutStreamWriter implements ItemWriter {
+  readonly #state: StreamState;
+  readonly #out: Writable;
+  readonly #journal: ConfirmedJournal;
+  /** Resolves when everything handed to stdout so far was written (or failed). */
+  #flushed: Promise<void> = Promise.resolve();
+  #writing: Promise<void> = Promise.resolve();
+  #durable: number;
+  #retired = false;
+  onTakeover: () => void = () => {};
+  onDurable: (offset: number) => void = () => {};
+
+  constructor(state: StreamState, out: Writable, journal: ConfirmedJournal) {
+    this.#state = state;
+    this.#out = out;
+    this.#journal = journal;
+    this.#durable = state.emitted;
+  }
+
+  get name(): string {
+    return this.#state.offer.name;
+  }
+
+  get size(): number {
+    return this.#state.emitted;
+  }
+
+  /** A newer connection took the stream over: let our last write finish, then refuse more. */
+  async retire(): Promise<void> {
+    this.#retired = true;
+    this.onTakeover();
+    await this.#writing.catch(() => {});
+  }
+
+  write(_offset: number, payload: Buffer): Promise<void> {
+    this.#writing = this.#write(payload);
+    return this.#writing;
+  }
+
+  async #write(payload: Buffer): Promise<void> {
+    const state = this.#state;
+    if (this.#retired) throw new Error('a newer connection took the stream over');
+    if (state.failure !== undefined) throw new PlacementRefused(RejectCode.OutputFailed, state.failure);
+    // Counted as emitted as soon as stdout has the bytes: a resume must never write them again.
+    state.hasher.update(payload);
+    state.emitted += payload.length;
+    const end = state.emitted;
+    const flushed = new Promise<void>((resolve, reject) => {
+      this.#out.write(payload, (err) => (err ? reject(err) : resolve()));
+    });
+    this.#flushed = flushed.then(() => {
+      this.#durable = end;
+      this.onDurable(end);
+    });
+    this.#flushed.catch(() => {}); // a failure is seen by the next write or the commit
+    const keepalive = setInterval(() => this.onDurable(this.#durable), KEEPALIVE_MS);
+    try {
+      // Wait while stdout is behind: its reader's pace reaches the sender through TCP.
+      await Promise.race([this.#flushed, drained(this.#out)]);
+    } catch (err) {
+      state.failure = `stdout failed after ${state.emitted - payload.length} bytes: ${(err as Error).message}`;
+      throw new PlacementRefused(RejectCode.OutputFailed, state.failure);
+    } finally {
+      clearInterval(keepalive);
+    }
+  }
+
+  async commit(expected: bigint): Promise<CommitOutcome> {
+    const state = this.#state;
+    try {
+      await this.#writing;
+      await this.#flushed;
+    } catch {
+      return { type: 'reject', code: RejectCode.OutputFailed, reason: state.failure ?? 'stdout failed' };
+    }
+    const hash = state.hasher.digest();
+    if (hash !== expected) {
+      state.failure =
+        `stream checksum mismatch after ${state.emitted} bytes were written to stdout: ` +
+        `received xxh64 ${hashHex(hash)}, sender declared ${hashHex(expected)}`;
+      return { type: 'reject', code: RejectCode.Checksum, reason: state.failure };
+    }
+    const { offer } = state;
+    await this.#journal.append({
+      id: offer.id.toString('hex'),
+      size: state.emitted,
+      hash: hashHex(hash),
+      name: offer.name,
+    });
+    return { type: 'confirmed', hash };
+  }
+
+  async abandon(): Promise<void> {}
+}
+
+/** Resolves once `out` has room again (at once when it has room now). */
+function drained(out: Writable): Promise<void> {
+  if (!out.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => out.once('drain', resolve));
+}

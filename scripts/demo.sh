@@ -34,4 +34,14 @@ sed 's/^/   /' "$work/recv.out"
 echo "== comparing"
 cmp "$work/random.bin" "$work/inbox/random.bin" && echo "   random.bin: identical"
 seq 1 500000 | cmp - "$work/inbox/numbers.txt" && echo "   numbers.txt: identical"
+
+echo "== a pipe to a pipe: tar c | ackship send -   into   ackship recv --out - | tar x"
+mkdir "$work/unpacked"
+(ackship recv --listen 127.0.0.1:0 --out - 2>"$work/pipe.err" | tar x -C "$work/unpacked") &
+piped=$!
+for _ in $(seq 50); do grep -q 'listening on' "$work/pipe.err" && break; sleep 0.1; done
+pipe_address=$(sed -n 's/^listening on //p' "$work/pipe.err")
+tar c -C "$work" random.bin | ackship send "$pipe_address" - --name random.tar
+wait "$piped"
+cmp "$work/random.bin" "$work/unpacked/random.bin" && echo "   unpacked random.bin: identical"
 echo "== done: exit status 0 from send means the receiver had every byte, checked, on disk"

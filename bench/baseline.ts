@@ -3,6 +3,8 @@
 //   baseline.js pipe-send PORT FILE       stream FILE into a TCP connection, wait for the receiver to close
 //   baseline.js naive-recv DIR COUNT      accept connections, write each one's bytes to DIR/<n> (no fsync)
 //   baseline.js naive-send PORT DIR       one connect/write/close per file in DIR, 64 at a time
+//   baseline.js stream-recv               accept one connection, copy it to stdout; prints the port on stderr
+//   baseline.js stream-send PORT          copy stdin into a TCP connection, wait for the receiver to close
 import { closeSync, createReadStream, fsyncSync, openSync, writeSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
@@ -64,7 +66,16 @@ if (mode === 'pipe-recv') {
     }
   };
   await Promise.all(Array.from({ length: 64 }, one));
+} else if (mode === 'stream-recv') {
+  const server = createServer((socket) => {
+    socket.pipe(process.stdout);
+    socket.on('end', () => server.close());
+  });
+  server.listen(0, '127.0.0.1', () => console.error((server.address() as AddressInfo).port));
+} else if (mode === 'stream-send') {
+  const socket = connect({ host: '127.0.0.1', port: Number(a) }, () => process.stdin.pipe(socket));
+  socket.resume();
 } else {
-  console.error('usage: baseline.js pipe-recv|pipe-send|naive-recv|naive-send ...');
+  console.error('usage: baseline.js pipe-recv|pipe-send|naive-recv|naive-send|stream-recv|stream-send ...');
   process.exit(64);
 }

@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,9 +26,14 @@ interface Child {
   exited: Promise<number | null>;
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv = {}): Child {
+/** `stdin`: a file descriptor to read from; `stdout: 'ignore'` sends it to /dev/null. */
+function start(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  io: { stdin?: number; stdout?: 'pipe' | 'ignore' } = {},
+): Child {
   const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [io.stdin ?? 'ignore', io.stdout ?? 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
   const state: Child = {
@@ -198,6 +203,57 @@ async function manyItems(work: string): Promise<{ ackship: number; naive: number
   return { ackship, naive };
 }
 
+/**
+ * A 1 GiB stream, stdin to stdout: `ackship send -` into `ackship recv --out -` against a
+ * raw Node TCP pipe (stdin → socket → stdout). Both write stdout to /dev/null. Also returns the
+ * peak RSS of both ackship processes over the runs.
+ */
+async function streamPipe(
+  work: string,
+  file: string,
+): Promise<{ ackship: number; raw: number; senderMiB: number; receiverMiB: number }> {
+  const peaks = { sender: 0, receiver: 0 };
+  const pipeOnce = async (
+    receiverArgs: string[],
+    portPattern: RegExp,
+    senderArgs: (port: string) => string[],
+  ): Promise<number> => {
+    const receiver = start(receiverArgs, {}, { stdout: 'ignore' });
+    const [, port] = await waitForLine(receiver.child, 'stderr', portPattern);
+    const input = await open(file, 'r');
+    try {
+      const began = performance.now();
+      const sender = start(
+        senderArgs(port as string),
+        { ACKSHIP_STATE_DIR: join(work, 'state') },
+        { stdin: input.fd },
+      );
+      const codes = await Promise.all([sender.exited, receiver.exited]);
+      if (codes.some((code) => code !== 0)) throw new Error(`stream run exited ${codes.join(', ')}`);
+      return (performance.now() - began) / 1000;
+    } finally {
+      await input.close();
+    }
+  };
+  const [sendRss, recvRss] = [join(work, 'stream-send.rss'), join(work, 'stream-recv.rss')];
+  const [raw, ackship] = await alternate(
+    RUNS,
+    () => pipeOnce([BASELINE, 'stream-recv'], /(\d+)/, (port) => [BASELINE, 'stream-send', port]),
+    async () => {
+      const seconds = await pipeOnce(
+        [MAX_RSS, recvRss, 'recv', '--listen', '127.0.0.1:0', '--out', '-', '--quiet'],
+        /listening on 127\.0\.0\.1:(\d+)/,
+        (port) => [MAX_RSS, sendRss, 'send', `127.0.0.1:${port}`, '-', '--quiet'],
+      );
+      const read = async (path: string) => Number(await readFile(path, 'utf8')) / 1024;
+      peaks.sender = Math.max(peaks.sender, await read(sendRss));
+      peaks.receiver = Math.max(peaks.receiver, await read(recvRss));
+      return seconds;
+    },
+  );
+  return { ackship, raw, senderMiB: peaks.sender, receiverMiB: peaks.receiver };
+}
+
 async function peakRss(work: string, file: string): Promise<{ sender: number; receiver: number }> {
   const out = outputDir(work);
   const [senderFile, receiverFile] = [join(work, 'rss-send'), join(work, 'rss-recv')];
@@ -226,6 +282,7 @@ try {
   await randomFile(big, BIG_MIB * 1024 * 1024);
   await randomFile(small, 10 * 1024 * 1024);
   const large = await bigFile(work, big);
+  const stream = await streamPipe(work, big);
   const many = await manyItems(work);
   const rssSmall = await peakRss(work, small);
   const rssBig = await peakRss(work, big);
@@ -238,6 +295,13 @@ try {
       rawSeconds: large.raw,
       ratio: large.raw / large.ackship,
       goal: '>= 0.9',
+    },
+    stream: {
+      mib: BIG_MIB,
+      ackshipSeconds: stream.ackship,
+      rawSeconds: stream.raw,
+      ratio: stream.raw / stream.ackship,
+      peakRssMiB: { sender: stream.senderMiB, receiver: stream.receiverMiB },
     },
     manyItems: {
       items: ITEMS,
@@ -270,6 +334,20 @@ try {
       fmt(large.raw),
       fmt(results.largeFile.ratio),
       '>= 0.9 (raw/ackship time)',
+    ],
+    [
+      `${BIG_MIB} MiB stream, stdin→stdout (s)`,
+      fmt(stream.ackship),
+      fmt(stream.raw),
+      fmt(results.stream.ratio),
+      '(raw/ackship time)',
+    ],
+    [
+      'peak RSS of that stream (MiB, sender / receiver)',
+      `${fmt(stream.senderMiB, 1)} / ${fmt(stream.receiverMiB, 1)}`,
+      '',
+      '',
+      'bounded by --window',
     ],
     [
       `${ITEMS} × 1 KiB items (items/s)`,

@@ -6,6 +6,14 @@ export const DEFAULTS = {
   listen: `127.0.0.1:${DEFAULT_PORT}`,
   /** recv: seconds a sender may stay silent before its session is ended. */
   idleTimeoutSeconds: 60,
+  /** recv: seconds a hello or a frame other than DATA/CHUNK may take to arrive whole. */
+  headerTimeoutSeconds: 10,
+  /** recv: connections served at once. */
+  maxConnections: 256,
+  /** recv: items one connection may offer before it must go on over a new one. */
+  maxItemsPerConnection: 1_000_000,
+  /** recv: longest name accepted, in UTF-8 bytes (the protocol's own limit). */
+  maxNameLength: 4096,
   /** send: seconds of silence from the receiver before an attempt is given up. */
   timeoutSeconds: 30,
   /** send: attempts after the first. */

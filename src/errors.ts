@@ -121,7 +121,8 @@ export class PeerError extends AckshipError {
     readonly wireCode: number,
   ) {
     super(message);
-    this.retryable = wireCode === ErrorCode.ShuttingDown || wireCode === ErrorCode.Timeout;
+    this.retryable =
+      wireCode === ErrorCode.ShuttingDown || wireCode === ErrorCode.Timeout || wireCode === ErrorCode.Busy;
     this.exitCode = this.retryable ? ExitCode.Unconfirmed : ExitCode.Protocol;
   }
 }

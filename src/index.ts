@@ -122,6 +122,14 @@ export interface ServeOptions {
   maxSize?: number;
   /** Seconds a sender may stay silent before its session is ended. */
   idleTimeout?: number;
+  /** Seconds a hello or a frame other than DATA/CHUNK may take to arrive whole. */
+  headerTimeout?: number;
+  /** Connections served at once; more are told to retry later. */
+  maxConnections?: number;
+  /** Items one connection may offer; past it the sender is told to go on over a new connection. */
+  maxItems?: number;
+  /** Longest name accepted, in UTF-8 bytes (at most 4096). */
+  maxNameLength?: number;
   /** Closes the receiver (as close() does) when aborted. */
   signal?: AbortSignal;
 }
@@ -188,8 +196,16 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
         {
           listen,
           store,
-          limits: { maxSize: options.maxSize ?? Number.MAX_SAFE_INTEGER },
-          idleTimeoutMs: (options.idleTimeout ?? DEFAULTS.idleTimeoutSeconds) * 1000,
+          limits: {
+            maxSize: options.maxSize ?? Number.MAX_SAFE_INTEGER,
+            maxNameLength: options.maxNameLength ?? DEFAULTS.maxNameLength,
+            maxItemsPerConnection: options.maxItems ?? DEFAULTS.maxItemsPerConnection,
+          },
+          timeouts: {
+            idleMs: (options.idleTimeout ?? DEFAULTS.idleTimeoutSeconds) * 1000,
+            headerMs: (options.headerTimeout ?? DEFAULTS.headerTimeoutSeconds) * 1000,
+          },
+          maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
           graceMs: DEFAULTS.graceSeconds * 1000,
         },
         {

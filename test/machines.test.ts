@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Frame } from '../src/protocol/codec.js';
 import { ErrorCode, Kind, MAX_VERSION, RejectCode, Role } from '../src/protocol/constants.js';
-import { type ReceiverAction, ReceiverMachine } from '../src/protocol/receiver-machine.js';
+import {
+  type ReceiverAction,
+  type ReceiverLimits,
+  ReceiverMachine,
+} from '../src/protocol/receiver-machine.js';
 import { SenderItem } from '../src/protocol/sender-machine.js';
 
 const id = Buffer.alloc(16, 7);
@@ -22,8 +26,15 @@ const data = (offset: number, payload: string): Frame => ({
   payload: Buffer.from(payload),
 });
 
+const limits = (maxSize: number, more: Partial<ReceiverLimits> = {}): ReceiverLimits => ({
+  maxSize,
+  maxNameLength: 4096,
+  maxItemsPerConnection: 1000,
+  ...more,
+});
+
 function receiver(maxSize = 100) {
-  const machine = new ReceiverMachine({ maxSize });
+  const machine = new ReceiverMachine(limits(maxSize));
   assert.deepEqual(machine.receive(hello), []);
   return machine;
 }
@@ -61,12 +72,12 @@ describe('receiver machine', () => {
   });
 
   test('a frame before the hello is unexpected', () => {
-    const machine = new ReceiverMachine({ maxSize: 10 });
+    const machine = new ReceiverMachine(limits(10));
     assert.equal(failure(machine.receive(offer(1))).wireCode, ErrorCode.Unexpected);
   });
 
   test('a hello of another version fails without an ERROR (the peer decides the same on its own)', () => {
-    const machine = new ReceiverMachine({ maxSize: 10 });
+    const machine = new ReceiverMachine(limits(10));
     const actions = machine.receive({
       kind: 'hello',
       hello: { minVersion: MAX_VERSION + 1, maxVersion: MAX_VERSION + 2, role: Role.Sender },
@@ -214,7 +225,7 @@ describe('stream items (v3)', async () => {
 
   /** A v3 receiver with a stream accepted at `offset`, under a size limit. */
   function streaming(offset = 0, maxSize = 100) {
-    const machine = new ReceiverMachine({ maxSize });
+    const machine = new ReceiverMachine(limits(maxSize));
     machine.receive(v3);
     assert.equal(machine.receive(streamOffer)[0]?.type, 'open');
     machine.decided(1, { type: 'accept', offset, prefixHash: 0n });

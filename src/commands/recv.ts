@@ -60,10 +60,35 @@ ${EXIT_STATUS_HELP}`;
       description: 'Seconds a sender may stay silent before its session is ended (it can resume).',
       env: 'ACKSHIP_IDLE_TIMEOUT',
     }),
+    'header-timeout': secondsFlag({
+      default: DEFAULTS.headerTimeoutSeconds,
+      description:
+        'Seconds a hello or a frame other than DATA/CHUNK may take to arrive whole; a peer that trickles bytes is cut off.',
+      env: 'ACKSHIP_HEADER_TIMEOUT',
+    }),
     listen: Flags.string({
       default: DEFAULTS.listen,
       description: 'Address to listen on, HOST:PORT; port 0 picks a free port.',
       env: 'ACKSHIP_LISTEN',
+    }),
+    'max-connections': Flags.integer({
+      default: DEFAULTS.maxConnections,
+      description: 'Connections served at once; one more is told to retry later.',
+      env: 'ACKSHIP_MAX_CONNECTIONS',
+      min: 1,
+    }),
+    'max-items': Flags.integer({
+      default: DEFAULTS.maxItemsPerConnection,
+      description: 'Items one connection may offer; past it the sender goes on over a new connection.',
+      env: 'ACKSHIP_MAX_ITEMS',
+      min: 1,
+    }),
+    'max-name': Flags.integer({
+      default: DEFAULTS.maxNameLength,
+      description: 'Longest item name accepted, in UTF-8 bytes.',
+      env: 'ACKSHIP_MAX_NAME',
+      max: DEFAULTS.maxNameLength,
+      min: 1,
     }),
     'max-size': sizeFlag({
       description: 'Largest item accepted (e.g. 10G); larger offers are rejected before any data.',
@@ -116,6 +141,10 @@ ${EXIT_STATUS_HELP}`;
       overwrite: flags.overwrite,
       spool: flags.spool,
       idleTimeout: flags['idle-timeout'],
+      headerTimeout: flags['header-timeout'],
+      maxConnections: flags['max-connections'],
+      maxItems: flags['max-items'],
+      maxNameLength: flags['max-name'],
       ...(flags['max-size'] !== undefined && { maxSize: flags['max-size'] }),
     }).catch(async (err: unknown) => {
       await sink?.close();

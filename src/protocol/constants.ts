@@ -115,5 +115,7 @@ export const ErrorCode = {
   Timeout: 5,
   ShuttingDown: 6,
   Internal: 7,
+  /** v3: the receiver is at a limit (connections, or items on one connection); retry on a new one. */
+  Busy: 8,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

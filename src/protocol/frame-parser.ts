@@ -3,9 +3,12 @@
 // ProtocolError and the parser stays failed.
 import { HandshakeError, ProtocolError } from '../errors.js';
 import { decodeBody, decodeHello, type Frame, type Hello } from './codec.js';
-import { ErrorCode, FRAME_HEADER_LEN, HELLO_LEN, MAGIC, MAX_BODY_LEN } from './constants.js';
+import { ErrorCode, FRAME_HEADER_LEN, HELLO_LEN, Kind, MAGIC, MAX_BODY_LEN } from './constants.js';
 
 export type Incoming = { kind: 'hello'; hello: Hello } | Frame;
+
+/** Frames whose body is mostly payload, and may take a slow link a while. */
+const PAYLOAD_KINDS: ReadonlySet<number> = new Set([Kind.Data, Kind.Chunk]);
 
 const State = {
   Hello: 0, // waiting for the peer's 8-byte hello
@@ -30,6 +33,17 @@ export class FrameParser {
   /** Bytes received but not yet parsed into a message. */
   get buffered(): number {
     return this.#buffered;
+  }
+
+  /**
+   * What an incomplete message is: `payload` while in the body of a DATA or CHUNK frame,
+   * `message` while in the hello (also before its first byte) or in any other frame, `none`
+   * between frames.
+   */
+  get partial(): 'none' | 'message' | 'payload' {
+    if (this.#state === State.Hello) return 'message';
+    if (this.#state === State.Body) return PAYLOAD_KINDS.has(this.#kind) ? 'payload' : 'message';
+    return this.#buffered > 0 ? 'message' : 'none';
   }
 
   /** Feeds bytes; returns every message they complete, in order. */

@@ -17,8 +17,12 @@ import { negotiate, ourHello } from './handshake.js';
 import { checkName } from './names.js';
 
 export interface ReceiverLimits {
-  /** Largest declared size accepted, in bytes. */
+  /** Largest declared size accepted, in bytes (for a stream: the most it may grow to). */
   maxSize: number;
+  /** Longest name accepted, in UTF-8 bytes; at most the protocol's 4096. */
+  maxNameLength: number;
+  /** OFFERs one connection may make; one more ends the session with ERROR 8 (busy). */
+  maxItemsPerConnection: number;
 }
 
 /** An offer whose name passed §5, handed to the store. */
@@ -71,6 +75,7 @@ export class ReceiverMachine {
   #version: number | undefined;
   #sessionAllowed = true;
   #failed = false;
+  #offers = 0;
 
   constructor(limits: ReceiverLimits) {
     this.#limits = limits;
@@ -198,6 +203,13 @@ export class ReceiverMachine {
 
   #offer(frame: OfferFrame): ReceiverAction[] {
     const { slot } = frame;
+    if (++this.#offers > this.#limits.maxItemsPerConnection) {
+      const limit = this.#limits.maxItemsPerConnection;
+      return this.#violation(
+        `more than ${limit} items on one connection; go on over a new one`,
+        ErrorCode.Busy,
+      );
+    }
     if (this.#items.has(slot)) return this.#violation(`slot ${slot} is already in use`, ErrorCode.Unexpected);
     const limit = maxOpenItems(this.#version ?? 1);
     if (this.#items.size >= limit)
@@ -210,6 +222,10 @@ export class ReceiverMachine {
     }
     const check = checkName(frame.name);
     if (!check.ok) return this.#reject(slot, frame.name.toString('utf8'), RejectCode.BadName, check.reason);
+    if (frame.name.length > this.#limits.maxNameLength) {
+      const reason = `name is ${frame.name.length} bytes, the receiver's limit is ${this.#limits.maxNameLength}`;
+      return this.#reject(slot, check.name, RejectCode.BadName, reason);
+    }
     if (frame.size > this.#limits.maxSize) {
       return this.#reject(
         slot,

@@ -2,18 +2,23 @@
 // stops gracefully (no new connections; commits under way finish; the rest stays resumable).
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Address } from '../net-address.js';
+import { encodeFrame, encodeHello } from '../protocol/codec.js';
+import { ErrorCode, Kind } from '../protocol/constants.js';
 import type { ReceiverLimits } from '../protocol/receiver-machine.js';
+import { ReceiverMachine } from '../protocol/receiver-machine.js';
 import type { ReceiveStore } from '../store/receive-store.js';
-import { Session, type SessionEvents, type SessionReport } from './session.js';
+import { Session, type SessionEvents, type SessionReport, type SessionTimeouts } from './session.js';
 
 export interface ReceiverOptions {
   listen: Address;
   store: ReceiveStore;
   limits: ReceiverLimits;
-  idleTimeoutMs: number;
+  timeouts: SessionTimeouts;
+  /** Connections served at once; one more is told "busy" (ERROR 8) and closed. */
+  maxConnections: number;
   /** How long a shutdown waits for sessions to end before it drops them. */
   graceMs: number;
 }
@@ -47,8 +52,9 @@ export class Receiver {
     this.#events = events;
     // allowHalfOpen: a sender's FIN must not close our side before its last CONFIRM is written.
     this.#server = createServer({ allowHalfOpen: true }, (socket) => {
-      const { store, limits, idleTimeoutMs } = this.#options;
-      const session = new Session(socket, store, limits, idleTimeoutMs, this.#events);
+      const { store, limits, timeouts, maxConnections } = this.#options;
+      if (this.#sessions.size >= maxConnections) return turnAway(socket, maxConnections);
+      const session = new Session(socket, store, limits, timeouts, this.#events);
       this.#sessions.add(session);
       this.#events.sessionStarted(session.peer);
       void session.ended.then((report) => {
@@ -104,4 +110,17 @@ export class Receiver {
     await closed;
     await this.#options.store.close();
   }
+}
+
+/** One connection too many: the peer learns why (and that it may retry) instead of hanging. */
+function turnAway(socket: Socket, limit: number): void {
+  socket.on('error', () => {});
+  const message = `the receiver serves ${limit} connections at once; retry later`;
+  socket.end(
+    Buffer.concat([
+      encodeHello(ReceiverMachine.hello()),
+      ...encodeFrame({ kind: Kind.Error, code: ErrorCode.Busy, message }),
+    ]),
+  );
+  socket.setTimeout(5000, () => socket.destroy());
 }

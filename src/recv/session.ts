@@ -42,6 +42,13 @@ export interface SessionEvents {
   rejected(item: { peer: string; name: string; reason: string }): void;
 }
 
+export interface SessionTimeouts {
+  /** Longest silence of the sender, except while we verify and place its items. */
+  idleMs: number;
+  /** Longest a hello or a frame other than DATA/CHUNK may take to arrive whole: cuts off slowloris peers. */
+  headerMs: number;
+}
+
 export class Session {
   readonly #socket: Socket;
   readonly #store: ReceiveStore;
@@ -57,15 +64,21 @@ export class Session {
   readonly #background = new Set<Promise<void>>();
   #busy = false;
   #over = false;
+  readonly #timeouts: SessionTimeouts;
+  /** Fires when the message being received took too long to arrive whole. */
+  #deadline: NodeJS.Timeout | undefined;
+  #deadlineFor: FrameParser['partial'] = 'none';
   readonly ended: Promise<SessionReport>;
 
   constructor(
     socket: Socket,
     store: ReceiveStore,
     limits: ReceiverLimits,
-    idleTimeoutMs: number,
+    timeouts: SessionTimeouts,
     events: SessionEvents,
   ) {
+    const idleTimeoutMs = timeouts.idleMs;
+    this.#timeouts = timeouts;
     this.#socket = socket;
     this.#store = store;
     this.#events = events;
@@ -75,6 +88,7 @@ export class Session {
     this.ended = new Promise((resolve) => {
       socket.once('close', () => {
         this.#over = true;
+        clearTimeout(this.#deadline);
         void this.#chain
           .then(() => this.#settled())
           .then(async () => {
@@ -110,6 +124,27 @@ export class Session {
       this.#report.error ??= new TransientError(`connection from ${this.#peer} failed: ${err.message}`);
     });
     socket.write(encodeHello(ReceiverMachine.hello()));
+    this.#armDeadline();
+  }
+
+  /**
+   * A message (the hello, a frame) must arrive whole within its deadline of the previous one's
+   * end: a peer that trickles bytes to hold the connection is cut off. DATA and CHUNK bodies,
+   * up to 1 MiB, get the idle timeout; time we spend handling data does not count.
+   */
+  #armDeadline(): void {
+    clearTimeout(this.#deadline);
+    const partial = this.#parser.partial;
+    this.#deadlineFor = partial;
+    if (partial === 'none' || this.#over) return;
+    const ms = partial === 'payload' ? this.#timeouts.idleMs : this.#timeouts.headerMs;
+    this.#deadline = setTimeout(() => {
+      if (this.#busy) return this.#armDeadline();
+      const what = partial === 'payload' ? 'a DATA or CHUNK frame' : 'a hello or frame header';
+      const error = new ProtocolError(`${what} took over ${ms / 1000} s to arrive`, ErrorCode.Timeout);
+      this.#enqueue(() => this.#run(this.#machine.abort(error)));
+    }, ms);
+    this.#deadline.unref();
   }
 
   /** HOST:PORT of the sender. */
@@ -183,6 +218,8 @@ export class Session {
     } catch (err) {
       return this.#run(this.#machine.abort(err as ProtocolError));
     }
+    // A new message began (or a frame's payload did): its own deadline starts now.
+    if (messages.length > 0 || this.#parser.partial !== this.#deadlineFor) this.#armDeadline();
     for (const message of messages) {
       if (message.kind === Kind.Offer) this.#report.offered++;
       await this.#run(this.#machine.receive(message));

@@ -71,8 +71,9 @@ async function ackshipBackend(dir: string): Promise<{ port: number; receiver: Re
     {
       listen: { host: '127.0.0.1', port: 0 },
       store,
-      limits: { maxSize: 1 << 30 },
-      idleTimeoutMs: 60_000,
+      limits: { maxSize: 1 << 30, maxNameLength: 4096, maxItemsPerConnection: 1_000_000 },
+      timeouts: { idleMs: 60_000, headerMs: 10_000 },
+      maxConnections: 1024,
       graceMs: 1000,
     },
     {

@@ -15,6 +15,7 @@ export const ExitCode = {
   LocalIo: 74,
   Unconfirmed: 75,
   Protocol: 76,
+  Auth: 77,
   Interrupted: 130,
   Terminated: 143,
 } as const;
@@ -35,6 +36,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<readonly [ExitCode, string]> = [
     'not confirmed after all retries (unreachable, timed out); run the same send again to resume',
   ],
   [ExitCode.Protocol, 'the peer does not speak ackship, speaks another version, or broke the protocol'],
+  [ExitCode.Auth, 'the shared secret did not match, or one side has none (nothing was sent)'],
   [ExitCode.Interrupted, 'interrupted by SIGINT (Ctrl-C)'],
   [ExitCode.Terminated, 'terminated by SIGTERM'],
 ];
@@ -90,7 +92,7 @@ export class UnconfirmedError extends AckshipError {
 /** The peer broke the wire format or the session rules; `wireCode` is what goes in ERROR (§4.7). */
 export class ProtocolError extends AckshipError {
   override readonly code: string = 'ACK_ERR_PROTOCOL';
-  override readonly exitCode = ExitCode.Protocol;
+  override readonly exitCode: ExitCode = ExitCode.Protocol;
   override name = 'ProtocolError';
   constructor(
     message: string,
@@ -109,6 +111,16 @@ export class HandshakeError extends ProtocolError {
   }
 }
 
+/** §2.1: the peer did not prove the shared secret, or one side has none. */
+export class AuthError extends ProtocolError {
+  override readonly code = 'ACK_ERR_AUTH';
+  override readonly exitCode: ExitCode = ExitCode.Auth;
+  override name = 'AuthError';
+  constructor(message: string) {
+    super(message, ErrorCode.Auth);
+  }
+}
+
 /** The peer ended the session with an ERROR frame (§4.7). */
 export class PeerError extends AckshipError {
   override readonly code = 'ACK_ERR_PEER';
@@ -123,7 +135,8 @@ export class PeerError extends AckshipError {
     super(message);
     this.retryable =
       wireCode === ErrorCode.ShuttingDown || wireCode === ErrorCode.Timeout || wireCode === ErrorCode.Busy;
-    this.exitCode = this.retryable ? ExitCode.Unconfirmed : ExitCode.Protocol;
+    if (wireCode === ErrorCode.Auth) this.exitCode = ExitCode.Auth;
+    else this.exitCode = this.retryable ? ExitCode.Unconfirmed : ExitCode.Protocol;
   }
 }
 

@@ -12,6 +12,7 @@ import { hashHex, loadHasher } from './hash.js';
 import { type Address, formatAddress, parseAddress } from './net-address.js';
 import { Receiver, type RunTotals } from './recv/receiver.js';
 import type { ItemReport, SessionReport } from './recv/session.js';
+import { secretBytes } from './secret.js';
 import type { JobSummary } from './send/send-job.js';
 import type { SendItem } from './send/sources.js';
 import { type TransferOptions, transfer } from './send/transfer.js';
@@ -130,6 +131,8 @@ export interface ServeOptions {
   maxItems?: number;
   /** Longest name accepted, in UTF-8 bytes (at most 4096). */
   maxNameLength?: number;
+  /** A shared secret senders must prove they know (§2.1); never sent, only proved. */
+  secret?: string | Uint8Array;
   /** Closes the receiver (as close() does) when aborted. */
   signal?: AbortSignal;
 }
@@ -206,6 +209,7 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
             headerMs: (options.headerTimeout ?? DEFAULTS.headerTimeoutSeconds) * 1000,
           },
           maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+          ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
           graceMs: DEFAULTS.graceSeconds * 1000,
         },
         {

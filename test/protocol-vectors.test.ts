@@ -50,6 +50,8 @@ const KINDS: Record<string, Kind> = {
   chunk: Kind.Chunk,
   ack: Kind.Ack,
   trailer: Kind.Trailer,
+  challenge: Kind.Challenge,
+  proof: Kind.Proof,
 };
 
 /** The JSON of a vector as the codec's value: hex fields become Buffers and bigints. */
@@ -60,7 +62,8 @@ function toMessage(value: Record<string, unknown>): Incoming {
     return { kind: 'hello', hello };
   }
   const frame: Record<string, unknown> = { ...value, kind: KINDS[value.kind as string] };
-  for (const key of ['id', 'payload']) if (key in value) frame[key] = hex(value[key] as string);
+  for (const key of ['id', 'payload', 'nonce', 'proof', 'tag'])
+    if (key in value) frame[key] = hex(value[key] as string);
   for (const key of ['hash', 'prefixHash']) if (key in value) frame[key] = BigInt(`0x${value[key]}`);
   if ('name' in value) frame.name = Buffer.from(value.name as string);
   return frame as unknown as Frame;
@@ -85,6 +88,7 @@ describe('PROTOCOL.md vectors', () => {
     assert.deepEqual([...kinds].sort(), [
       'accept',
       'ack',
+      'challenge',
       'chunk',
       'confirm',
       'data',
@@ -92,6 +96,7 @@ describe('PROTOCOL.md vectors', () => {
       'error',
       'hello',
       'offer',
+      'proof',
       'reject',
       'session',
       'trailer',
@@ -151,4 +156,34 @@ test('xxHash64 vectors of PROTOCOL.md §8', async () => {
     hasher.update(bytes.subarray(0, 2)).update(bytes.subarray(2));
     assert.equal(hashHex(hasher.digest()), expected);
   }
+});
+
+test('the shared-secret example of PROTOCOL.md §2.1: both proofs, the key, the CONFIRM tag', async () => {
+  const { SecretProof } = await import('../src/protocol/auth.js');
+  const [, json] = /```auth\n(.*)\n```/.exec(doc) ?? [];
+  const example = JSON.parse(json as string) as Record<string, string | number>;
+  const secret = Buffer.from(example.secret as string);
+  const version = example.version as number;
+  const [senderNonce, receiverNonce] = [
+    hex(example.senderNonce as string),
+    hex(example.receiverNonce as string),
+  ];
+  const sender = new SecretProof(secret, Role.Sender, version, senderNonce);
+  const receiver = new SecretProof(secret, Role.Receiver, version, receiverNonce);
+  const senderProof = sender.answer(receiver.challenge());
+  const receiverProof = receiver.answer(sender.challenge());
+  assert.equal(senderProof.proof.toString('hex'), example.senderProof);
+  assert.equal(receiverProof.proof.toString('hex'), example.receiverProof);
+  receiver.check(senderProof);
+  sender.check(receiverProof);
+  const confirm = vectors.find((v) => v.name === 'confirm-authenticated');
+  const { tag, ...bare } = toMessage(confirm?.value ?? {}) as Frame & { tag: Buffer };
+  const sealed = receiver.seal(bare as Frame & { kind: typeof Kind.Confirm });
+  assert.equal(sealed.tag?.toString('hex'), example.confirmTag);
+  assert.equal(tag.toString('hex'), example.confirmTag);
+  sender.verify(sealed);
+  assert.throws(() => sender.verify({ ...sealed, size: 12 }), /failed authentication/);
+  const stranger = new SecretProof(Buffer.from('wrong'), Role.Receiver, version, receiverNonce);
+  stranger.answer(sender.challenge());
+  assert.throws(() => stranger.check(senderProof), /wrong secret/);
 });

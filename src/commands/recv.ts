@@ -11,13 +11,15 @@ import {
   ProtocolError,
   RejectedError,
   UnconfirmedError,
+  UsageError,
 } from '../errors.js';
 import { hashHex } from '../hash.js';
 import { serve } from '../index.js';
-import { formatAddress, parseAddress } from '../net-address.js';
+import { formatAddress, isLoopback, parseAddress } from '../net-address.js';
 import { printableName } from '../protocol/names.js';
 import type { RunTotals } from '../recv/receiver.js';
 import type { ItemReport, SessionReport } from '../recv/session.js';
+import { resolveSecret } from '../secret.js';
 import { StressSink } from '../stress/sink.js';
 
 /** `--once`: a session decides the run when it offered something and nothing is left to resume. */
@@ -66,6 +68,11 @@ ${EXIT_STATUS_HELP}`;
         'Seconds a hello or a frame other than DATA/CHUNK may take to arrive whole; a peer that trickles bytes is cut off.',
       env: 'ACKSHIP_HEADER_TIMEOUT',
     }),
+    insecure: Flags.boolean({
+      description:
+        'Listen on an address other than loopback without a shared secret: anyone who can reach it may send.',
+      env: 'ACKSHIP_INSECURE',
+    }),
     listen: Flags.string({
       default: DEFAULTS.listen,
       description: 'Address to listen on, HOST:PORT; port 0 picks a free port.',
@@ -108,6 +115,11 @@ ${EXIT_STATUS_HELP}`;
       description: 'Replace existing files (atomically); without it an existing name is rejected.',
       env: 'ACKSHIP_OVERWRITE',
     }),
+    'secret-file': Flags.string({
+      description:
+        'File holding a shared secret every sender must prove it knows (only its owner may read it); ACKSHIP_SECRET also gives one.',
+      env: 'ACKSHIP_SECRET_FILE',
+    }),
     spool: Flags.boolean({
       description:
         'With --out -, write a stream to stdout only once all of it arrived and was verified (all or nothing), instead of chunk by chunk.',
@@ -130,6 +142,12 @@ ${EXIT_STATUS_HELP}`;
     const once = flags.once || toStdout;
     const output = this.useOutput(flags, toStdout ? process.stderr : process.stdout);
     const listen = parseAddress(flags.listen, true);
+    const secret = await resolveSecret(flags['secret-file'], process.env);
+    if (secret === undefined && !isLoopback(listen.host) && !flags.insecure) {
+      throw new UsageError(
+        `refusing to listen on ${formatAddress(listen)} without a shared secret: anyone who reaches it could write to ${flags.out}; give --secret-file (or ACKSHIP_SECRET), or --insecure`,
+      );
+    }
     const sinkPort = flags['stress-sink'];
     const sink = sinkPort === undefined ? undefined : new StressSink();
     const sinkAt = await sink?.listen({ host: listen.host, port: sinkPort as number }).catch((err: Error) => {
@@ -145,6 +163,7 @@ ${EXIT_STATUS_HELP}`;
       maxConnections: flags['max-connections'],
       maxItems: flags['max-items'],
       maxNameLength: flags['max-name'],
+      ...(secret !== undefined && { secret }),
       ...(flags['max-size'] !== undefined && { maxSize: flags['max-size'] }),
     }).catch(async (err: unknown) => {
       await sink?.close();

@@ -8,6 +8,7 @@ import { DEFAULTS } from '../defaults.js';
 import { PartialError, RejectedError, UsageError } from '../errors.js';
 import { hashHex } from '../hash.js';
 import { printableName } from '../protocol/names.js';
+import { resolveSecret } from '../secret.js';
 import type { ItemOutcome, JobSummary } from '../send/send-job.js';
 import type { SendItem } from '../send/sources.js';
 import { transfer } from '../send/transfer.js';
@@ -74,6 +75,11 @@ ${EXIT_STATUS_HELP}`;
       description: 'First delay between attempts, in seconds; it doubles each time, up to 5 s, with jitter.',
       env: 'ACKSHIP_RETRY_DELAY',
     }),
+    'secret-file': Flags.string({
+      description:
+        'File holding a shared secret the receiver requires (only its owner may read it); ACKSHIP_SECRET also gives one.',
+      env: 'ACKSHIP_SECRET_FILE',
+    }),
     spool: Flags.boolean({
       description:
         'Read stdin to a private temp file before sending it, as one item of known length, instead of streaming it.',
@@ -95,7 +101,7 @@ ${EXIT_STATUS_HELP}`;
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--timeout SECS] [--retries N] [--retry-delay SECS] [--spool] [--window SIZE] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--timeout SECS] [--retries N] [--retry-delay SECS] [--spool] [--window SIZE] [--secret-file PATH] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
@@ -114,6 +120,7 @@ ${EXIT_STATUS_HELP}`;
           : { path, ...(flags.name !== undefined && { name: flags.name }) },
     );
     const output = this.useOutput(flags);
+    const secret = await resolveSecret(flags['secret-file'], process.env);
     const progress = createProgress(!flags.quiet && !flags.json);
     const seen = new Set<string>();
     const once = (key: string) => !seen.has(key) && Boolean(seen.add(key));
@@ -130,6 +137,7 @@ ${EXIT_STATUS_HELP}`;
           noSkip: flags['no-skip'],
           spool: flags.spool,
           window: flags.window,
+          ...(secret !== undefined && { secret }),
           signal: this.interrupted.signal,
         },
         {

@@ -11,9 +11,12 @@ import {
   ErrorCode,
   FRAME_HEADER_LEN,
   HELLO_LEN,
+  HelloFlag,
   Kind,
+  MAC_LEN,
   MAGIC,
   MAX_TEXT_LEN,
+  NONCE_LEN,
   OFFER_FIXED_LEN,
   OfferFlag,
   REJECT_FIXED_LEN,
@@ -27,6 +30,8 @@ export interface Hello {
   minVersion: number;
   maxVersion: number;
   role: Role;
+  /** §2.1: this end has a shared secret and requires the peer to prove it. */
+  secret?: boolean;
 }
 
 export interface OfferFrame {
@@ -74,6 +79,18 @@ export interface ConfirmFrame {
   id: Buffer;
   size: number;
   hash: bigint;
+  /** §2.1: in a session with a shared secret, the HMAC that makes the confirmation unforgeable. */
+  tag?: Buffer;
+}
+/** §2.1: a random nonce the peer proves the shared secret against. */
+export interface ChallengeFrame {
+  kind: typeof Kind.Challenge;
+  nonce: Buffer;
+}
+/** §2.1: proof of the shared secret over both nonces and the version. */
+export interface ProofFrame {
+  kind: typeof Kind.Proof;
+  proof: Buffer;
 }
 export interface ErrorFrame {
   kind: typeof Kind.Error;
@@ -116,7 +133,9 @@ export type Frame =
   | SessionFrame
   | ChunkFrame
   | AckFrame
-  | TrailerFrame;
+  | TrailerFrame
+  | ChallengeFrame
+  | ProofFrame;
 
 /** §2: the 8 bytes each side sends first. */
 export function encodeHello(hello: Hello): Buffer {
@@ -125,13 +144,21 @@ export function encodeHello(hello: Hello): Buffer {
   out.writeUInt8(hello.minVersion, 4);
   out.writeUInt8(hello.maxVersion, 5);
   out.writeUInt8(hello.role, 6);
+  out.writeUInt8(hello.secret ? HelloFlag.Secret : 0, 7);
   return out;
 }
 
 /** §2: returns undefined when the bytes are not an ackship hello at all. */
 export function decodeHello(bytes: Buffer): Hello | undefined {
   if (bytes.length !== HELLO_LEN || !bytes.subarray(0, 4).equals(MAGIC)) return undefined;
-  return { minVersion: bytes.readUInt8(4), maxVersion: bytes.readUInt8(5), role: bytes.readUInt8(6) as Role };
+  const hello: Hello = {
+    minVersion: bytes.readUInt8(4),
+    maxVersion: bytes.readUInt8(5),
+    role: bytes.readUInt8(6) as Role,
+  };
+  // Other bits are reserved: ignored, as versions before §2.1 ignored the whole byte.
+  if (bytes.readUInt8(7) & HelloFlag.Secret) hello.secret = true;
+  return hello;
 }
 
 function header(kind: Kind, bodyLen: number, fixedLen: number): { buf: Buffer; at: number } {
@@ -190,11 +217,20 @@ export function encodeFrame(frame: Frame): Buffer[] {
       return [buf];
     }
     case Kind.Confirm: {
-      const { buf, at } = header(Kind.Confirm, CONFIRM_LEN, CONFIRM_LEN);
+      const tag = frame.tag ?? Buffer.alloc(0);
+      const { buf, at } = header(Kind.Confirm, CONFIRM_LEN + tag.length, CONFIRM_LEN);
       let o = buf.writeUInt32BE(frame.slot, at);
       o += frame.id.copy(buf, o);
       buf.writeBigUInt64BE(frame.hash, buf.writeBigUInt64BE(BigInt(frame.size), o));
-      return [buf];
+      return tag.length > 0 ? [buf, tag] : [buf];
+    }
+    case Kind.Challenge: {
+      const { buf } = header(Kind.Challenge, NONCE_LEN, 0);
+      return [buf, frame.nonce];
+    }
+    case Kind.Proof: {
+      const { buf } = header(Kind.Proof, MAC_LEN, 0);
+      return [buf, frame.proof];
     }
     case Kind.Session: {
       const { buf, at } = header(Kind.Session, SESSION_LEN, SESSION_LEN);
@@ -304,15 +340,28 @@ export function decodeBody(kind: number, body: Buffer): Frame {
     case Kind.End:
       expectLength('END', body, END_LEN);
       return { kind: Kind.End, slot: body.readUInt32BE(0), hash: body.readBigUInt64BE(4) };
-    case Kind.Confirm:
-      expectLength('CONFIRM', body, CONFIRM_LEN);
-      return {
+    case Kind.Confirm: {
+      if (body.length !== CONFIRM_LEN && body.length !== CONFIRM_LEN + MAC_LEN) {
+        throw malformed(
+          `CONFIRM body is ${body.length} bytes, expected ${CONFIRM_LEN} or ${CONFIRM_LEN + MAC_LEN}`,
+        );
+      }
+      const frame: ConfirmFrame = {
         kind: Kind.Confirm,
         slot: body.readUInt32BE(0),
         id: Buffer.from(body.subarray(4, 4 + TRANSFER_ID_LEN)),
         size: readLength(body, 20, 'size'),
         hash: body.readBigUInt64BE(28),
       };
+      if (body.length > CONFIRM_LEN) frame.tag = Buffer.from(body.subarray(CONFIRM_LEN));
+      return frame;
+    }
+    case Kind.Challenge:
+      expectLength('CHALLENGE', body, NONCE_LEN);
+      return { kind: Kind.Challenge, nonce: Buffer.from(body) };
+    case Kind.Proof:
+      expectLength('PROOF', body, MAC_LEN);
+      return { kind: Kind.Proof, proof: Buffer.from(body) };
     case Kind.Error:
       expectAtLeast('ERROR', body, ERROR_FIXED_LEN);
       return {

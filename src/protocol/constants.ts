@@ -3,6 +3,11 @@
 /** §2: every connection opens with this magic, ASCII "ACKS". */
 export const MAGIC = Buffer.from('ACKS', 'latin1');
 export const HELLO_LEN = 8;
+/** §2.1: bits of the hello's last byte. Older versions send 0 there and ignore it. */
+export const HelloFlag = {
+  /** This end has a shared secret and requires the peer to prove it knows it. */
+  Secret: 0x01,
+} as const;
 /** The protocol versions this implementation speaks (§2). */
 export const MIN_VERSION = 1;
 export const MAX_VERSION = 3;
@@ -35,6 +40,8 @@ export const Kind = {
   Chunk: 0x09, // S→R, v3: a piece of a stream at an offset, with its own xxHash64
   Ack: 0x0a, // R→S, v3: a stream's bytes before this offset are durable
   Trailer: 0x0b, // S→R, v3: a stream is over: its length and the xxHash64 of all of it
+  Challenge: 0x0c, // both, with a shared secret: a random nonce to prove the secret against
+  Proof: 0x0d, // both, with a shared secret: HMAC of the secret over both nonces and the version
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -57,6 +64,9 @@ export const SESSION_LEN = 16;
 export const CHUNK_FIXED_LEN = 4 + 8 + 8;
 export const ACK_LEN = 4 + 8;
 export const TRAILER_LEN = 4 + 8 + 8;
+/** §2.1: a CHALLENGE's nonce, a PROOF, and the tag an authenticated CONFIRM carries (HMAC-SHA256). */
+export const NONCE_LEN = 32;
+export const MAC_LEN = 32;
 
 /**
  * §3: the largest body each kind may declare. A parser refuses a larger declared length as
@@ -68,12 +78,14 @@ export const MAX_BODY_LEN: Readonly<Record<Kind, number>> = {
   [Kind.Reject]: REJECT_FIXED_LEN + MAX_TEXT_LEN,
   [Kind.Data]: DATA_FIXED_LEN + MAX_CHUNK_LEN,
   [Kind.End]: END_LEN,
-  [Kind.Confirm]: CONFIRM_LEN,
+  [Kind.Confirm]: CONFIRM_LEN + MAC_LEN,
   [Kind.Error]: ERROR_FIXED_LEN + MAX_TEXT_LEN,
   [Kind.Session]: SESSION_LEN,
   [Kind.Chunk]: CHUNK_FIXED_LEN + MAX_CHUNK_LEN,
   [Kind.Ack]: ACK_LEN,
   [Kind.Trailer]: TRAILER_LEN,
+  [Kind.Challenge]: NONCE_LEN,
+  [Kind.Proof]: MAC_LEN,
 };
 
 /** §4.1: OFFER flag bits. */
@@ -117,5 +129,7 @@ export const ErrorCode = {
   Internal: 7,
   /** v3: the receiver is at a limit (connections, or items on one connection); retry on a new one. */
   Busy: 8,
+  /** §2.1: one end has a shared secret and the other none, or a PROOF did not match. */
+  Auth: 9,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

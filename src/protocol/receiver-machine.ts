@@ -2,6 +2,7 @@
 // results in, actions out. It enforces the session rules; a driver does the I/O.
 import {
   type AckshipError,
+  AuthError,
   type HandshakeError,
   LocalIoError,
   PeerError,
@@ -10,7 +11,8 @@ import {
   TransientError,
 } from '../errors.js';
 import { xxh64 } from '../hash.js';
-import type { ChunkFrame, Frame, Hello, OfferFrame } from './codec.js';
+import { SecretProof } from './auth.js';
+import type { ChunkFrame, ConfirmFrame, Frame, Hello, OfferFrame } from './codec.js';
 import { ErrorCode, isRetryableReject, Kind, maxOpenItems, RejectCode, Role } from './constants.js';
 import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
@@ -71,32 +73,40 @@ type Item =
 
 export class ReceiverMachine {
   readonly #limits: ReceiverLimits;
+  readonly #secret: Buffer | undefined;
+  /** §2.1: with a shared secret, nothing but the proof is taken until the sender proved it. */
+  #proof: SecretProof | undefined;
   readonly #items = new Map<number, Item>();
   #version: number | undefined;
   #sessionAllowed = true;
   #failed = false;
   #offers = 0;
 
-  constructor(limits: ReceiverLimits) {
+  /** `secret`: senders must prove they know it (§2.1). */
+  constructor(limits: ReceiverLimits, secret?: Buffer) {
     this.#limits = limits;
+    this.#secret = secret;
   }
 
   /** The hello this end sends first. */
-  static hello(): Hello {
-    return ourHello(Role.Receiver);
+  hello(): Hello {
+    return ourHello(Role.Receiver, this.#secret !== undefined);
   }
 
   receive(message: Incoming): ReceiverAction[] {
     if (this.#failed) return [];
     if (message.kind === 'hello') {
       try {
-        this.#version = negotiate(ReceiverMachine.hello(), message.hello);
-        return [];
+        this.#version = negotiate(this.hello(), message.hello);
       } catch (err) {
         return this.#fail(err as HandshakeError, false);
       }
+      if (this.#secret === undefined) return [];
+      this.#proof = new SecretProof(this.#secret, Role.Receiver, this.#version);
+      return [{ type: 'send', frame: this.#proof.challenge() }];
     }
     if (this.#version === undefined) return this.#violation('frame before hello', ErrorCode.Unexpected);
+    if (this.#proof !== undefined && !this.#proof.proven) return this.#authenticate(message);
     switch (message.kind) {
       case Kind.Offer:
         this.#sessionAllowed = false;
@@ -125,6 +135,31 @@ export class ReceiverMachine {
     }
   }
 
+  /** §2.1: the sender's CHALLENGE and PROOF, and nothing else, until its proof checked out. */
+  #authenticate(frame: Frame): ReceiverAction[] {
+    const proof = this.#proof as SecretProof;
+    try {
+      switch (frame.kind) {
+        case Kind.Challenge:
+          return [{ type: 'send', frame: proof.answer(frame) }];
+        case Kind.Proof:
+          proof.check(frame);
+          return [];
+        case Kind.Error:
+          return this.#fail(new PeerError(`sender ended the session: ${frame.message}`, frame.code), false);
+        default:
+          throw new AuthError(`the sender sent frame kind ${frame.kind} before proving the shared secret`);
+      }
+    } catch (err) {
+      return this.#fail(err as AuthError, true);
+    }
+  }
+
+  /** A CONFIRM, sealed when the session has a shared secret. */
+  #confirm(frame: ConfirmFrame): ReceiverAction[] {
+    return [{ type: 'send', frame: this.#proof === undefined ? frame : this.#proof.seal(frame) }];
+  }
+
   /** The store's answer to an `open` action. */
   decided(slot: number, decision: OfferDecision): ReceiverAction[] {
     const item = this.#items.get(slot);
@@ -147,12 +182,13 @@ export class ReceiverMachine {
         ];
       case 'confirmed':
         this.#items.delete(slot);
-        return [
-          {
-            type: 'send',
-            frame: { kind: Kind.Confirm, slot, id: offer.id, size: decision.size, hash: decision.hash },
-          },
-        ];
+        return this.#confirm({
+          kind: Kind.Confirm,
+          slot,
+          id: offer.id,
+          size: decision.size,
+          hash: decision.hash,
+        });
       case 'reject':
         this.#items.delete(slot);
         return this.#reject(slot, offer.name, decision.code, decision.reason);
@@ -169,10 +205,13 @@ export class ReceiverMachine {
       const final = item.offer.stream ? outcome.code !== RejectCode.ReceiverIo : undefined;
       return this.#reject(slot, item.offer.name, outcome.code, outcome.reason, final);
     }
-    const { size } = item;
-    return [
-      { type: 'send', frame: { kind: Kind.Confirm, slot, id: item.offer.id, size, hash: outcome.hash } },
-    ];
+    return this.#confirm({
+      kind: Kind.Confirm,
+      slot,
+      id: item.offer.id,
+      size: item.size,
+      hash: outcome.hash,
+    });
   }
 
   /**

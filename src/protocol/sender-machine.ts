@@ -1,9 +1,8 @@
 // The sending end of one item on one connection as a state machine (PROTOCOL.md §6):
 // it says which frame to send next and checks every answer against what was sent.
 import { PeerError, ProtocolError } from '../errors.js';
-import type { EndFrame, Frame, Hello, OfferFrame, TrailerFrame } from './codec.js';
-import { ErrorCode, Kind, Role } from './constants.js';
-import { ourHello } from './handshake.js';
+import type { EndFrame, Frame, OfferFrame, TrailerFrame } from './codec.js';
+import { ErrorCode, Kind } from './constants.js';
 
 /** What a sender knows of an item before it offers it. */
 export interface ItemHeader {
@@ -29,10 +28,6 @@ export type SenderEvent =
   | { type: 'acked'; offset: number };
 
 type Phase = 'offered' | 'sending' | 'ended' | 'done';
-
-export function senderHello(): Hello {
-  return ourHello(Role.Sender);
-}
 
 export class SenderItem {
   readonly #slot: number;

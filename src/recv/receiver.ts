@@ -6,9 +6,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Address } from '../net-address.js';
 import { encodeFrame, encodeHello } from '../protocol/codec.js';
-import { ErrorCode, Kind } from '../protocol/constants.js';
+import { ErrorCode, Kind, Role } from '../protocol/constants.js';
+import { ourHello } from '../protocol/handshake.js';
 import type { ReceiverLimits } from '../protocol/receiver-machine.js';
-import { ReceiverMachine } from '../protocol/receiver-machine.js';
 import type { ReceiveStore } from '../store/receive-store.js';
 import { Session, type SessionEvents, type SessionReport, type SessionTimeouts } from './session.js';
 
@@ -19,6 +19,8 @@ export interface ReceiverOptions {
   timeouts: SessionTimeouts;
   /** Connections served at once; one more is told "busy" (ERROR 8) and closed. */
   maxConnections: number;
+  /** Senders must prove they know it (§2.1). */
+  secret?: Buffer;
   /** How long a shutdown waits for sessions to end before it drops them. */
   graceMs: number;
 }
@@ -52,9 +54,10 @@ export class Receiver {
     this.#events = events;
     // allowHalfOpen: a sender's FIN must not close our side before its last CONFIRM is written.
     this.#server = createServer({ allowHalfOpen: true }, (socket) => {
-      const { store, limits, timeouts, maxConnections } = this.#options;
-      if (this.#sessions.size >= maxConnections) return turnAway(socket, maxConnections);
-      const session = new Session(socket, store, limits, timeouts, this.#events);
+      const { store, limits, timeouts, maxConnections, secret } = this.#options;
+      if (this.#sessions.size >= maxConnections)
+        return turnAway(socket, maxConnections, secret !== undefined);
+      const session = new Session(socket, store, limits, timeouts, this.#events, secret);
       this.#sessions.add(session);
       this.#events.sessionStarted(session.peer);
       void session.ended.then((report) => {
@@ -113,12 +116,12 @@ export class Receiver {
 }
 
 /** One connection too many: the peer learns why (and that it may retry) instead of hanging. */
-function turnAway(socket: Socket, limit: number): void {
+function turnAway(socket: Socket, limit: number, secret: boolean): void {
   socket.on('error', () => {});
   const message = `the receiver serves ${limit} connections at once; retry later`;
   socket.end(
     Buffer.concat([
-      encodeHello(ReceiverMachine.hello()),
+      encodeHello(ourHello(Role.Receiver, secret)),
       ...encodeFrame({ kind: Kind.Error, code: ErrorCode.Busy, message }),
     ]),
   );

@@ -76,6 +76,7 @@ export class Session {
     limits: ReceiverLimits,
     timeouts: SessionTimeouts,
     events: SessionEvents,
+    secret?: Buffer,
   ) {
     const idleTimeoutMs = timeouts.idleMs;
     this.#timeouts = timeouts;
@@ -83,7 +84,7 @@ export class Session {
     this.#store = store;
     this.#events = events;
     this.#peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.#machine = new ReceiverMachine(limits);
+    this.#machine = new ReceiverMachine(limits, secret);
     this.#report = { peer: this.#peer, offered: 0, confirmed: 0, bytes: 0, rejected: 0 };
     this.ended = new Promise((resolve) => {
       socket.once('close', () => {
@@ -123,7 +124,7 @@ export class Session {
     socket.on('error', (err) => {
       this.#report.error ??= new TransientError(`connection from ${this.#peer} failed: ${err.message}`);
     });
-    socket.write(encodeHello(ReceiverMachine.hello()));
+    socket.write(encodeHello(this.#machine.hello()));
     this.#armDeadline();
   }
 

@@ -2,13 +2,13 @@
 // session, then carry up to a window of items at once. Frames from the receiver are routed to
 // their item by slot; every way the connection can die becomes one typed error for all of them.
 import { connect, type Socket } from 'node:net';
-import { HandshakeError, PeerError, ProtocolError, TransientError } from '../errors.js';
+import { AuthError, HandshakeError, PeerError, ProtocolError, TransientError } from '../errors.js';
 import { type Address, formatAddress } from '../net-address.js';
+import { SecretProof } from '../protocol/auth.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
-import { ErrorCode, Kind, maxOpenItems } from '../protocol/constants.js';
+import { ErrorCode, Kind, maxOpenItems, Role } from '../protocol/constants.js';
 import { FrameParser, type Incoming } from '../protocol/frame-parser.js';
-import { negotiate } from '../protocol/handshake.js';
-import { senderHello } from '../protocol/sender-machine.js';
+import { negotiate, ourHello } from '../protocol/handshake.js';
 import { AsyncQueue } from './async-queue.js';
 
 /** What an item sees of the connection: its slot and the frames addressed to it. */
@@ -22,7 +22,10 @@ export interface SlotLink {
 export class Connection {
   readonly #socket: Socket;
   readonly #parser = new FrameParser();
-  readonly #hello = new AsyncQueue<Incoming>();
+  /** The hello, and with a shared secret the receiver's CHALLENGE and PROOF (§2.1). */
+  readonly #handshake = new AsyncQueue<Incoming>();
+  #proof: SecretProof | undefined;
+  #opened = false;
   readonly #slots = new Map<number, AsyncQueue<Frame>>();
   readonly #freeSlots: number[] = [];
   readonly #slotWaiters: Array<() => void> = [];
@@ -64,6 +67,7 @@ export class Connection {
     timeoutMs: number,
     signal: AbortSignal,
     session: Buffer,
+    secret?: Buffer,
   ): Promise<Connection> {
     const peer = formatAddress(address);
     const connection = new Connection(
@@ -73,10 +77,13 @@ export class Connection {
       signal,
     );
     try {
-      connection.#socket.write(encodeHello(senderHello()));
-      const first = await connection.#hello.next();
+      const hello = ourHello(Role.Sender, secret !== undefined);
+      connection.#socket.write(encodeHello(hello));
+      const first = await connection.#handshake.next();
       if (first.kind !== 'hello') throw new HandshakeError('receiver sent a frame before its hello');
-      connection.#version = negotiate(senderHello(), first.hello);
+      connection.#version = negotiate(hello, first.hello);
+      if (secret !== undefined) await connection.#prove(secret);
+      connection.#opened = true;
       for (let slot = 0; slot < connection.window; slot++) connection.#freeSlots.push(slot);
       if (connection.#version >= 2) await connection.send({ kind: Kind.Session, id: session });
       return connection;
@@ -84,6 +91,26 @@ export class Connection {
       connection.close();
       throw err;
     }
+  }
+
+  /**
+   * §2.1: both ends prove the shared secret before anything else is sent; we offer nothing to a
+   * receiver that has not proved it.
+   */
+  async #prove(secret: Buffer): Promise<void> {
+    const proof = new SecretProof(secret, Role.Sender, this.#version);
+    this.#proof = proof;
+    await this.send(proof.challenge());
+    const challenge = await this.#handshake.next();
+    if (challenge.kind !== Kind.Challenge) throw this.#handshakeFrame(challenge, 'CHALLENGE');
+    await this.send(proof.answer(challenge));
+    const answer = await this.#handshake.next();
+    if (answer.kind !== Kind.Proof) throw this.#handshakeFrame(answer, 'PROOF');
+    proof.check(answer);
+  }
+
+  #handshakeFrame(frame: Incoming, expected: string): Error {
+    return new AuthError(`the receiver sent frame kind ${frame.kind} where its ${expected} was due`);
   }
 
   get version(): number {
@@ -177,13 +204,23 @@ export class Connection {
   }
 
   #route(message: Incoming): void {
-    if (message.kind === 'hello') {
-      this.#hello.push(message);
+    if (message.kind === 'hello' || message.kind === Kind.Challenge || message.kind === Kind.Proof) {
+      if (this.#opened) {
+        this.#fail(
+          new ProtocolError(`receiver sent a handshake message after the handshake`, ErrorCode.Unexpected),
+        );
+      } else this.#handshake.push(message);
       return;
     }
     if (message.kind === Kind.Error) {
       this.#fail(new PeerError(`receiver ended the session: ${message.message}`, message.code));
       return;
+    }
+    if (message.kind === Kind.Confirm) {
+      // §2.1: with a shared secret a confirmation counts only with its tag; without, it has none.
+      if (this.#proof !== undefined) this.#proof.verify(message);
+      else if (message.tag !== undefined)
+        throw new ProtocolError('a CONFIRM carries a tag in a session without a secret');
     }
     const queue = 'slot' in message ? this.#slots.get(message.slot) : undefined;
     if (queue === undefined) {
@@ -200,7 +237,7 @@ export class Connection {
     this.#error = err;
     this.#signal.removeEventListener('abort', this.#onAbort);
     if (destroy) this.#socket.destroy();
-    this.#hello.fail(err);
+    this.#handshake.fail(err);
     for (const queue of this.#slots.values()) queue.fail(err);
     for (const wake of this.#slotWaiters.splice(0)) wake();
   }

@@ -29,6 +29,8 @@ export interface SenderOptions {
   signal: AbortSignal;
   /** The run's id, announced on every connection (§4.8) so the receiver can count per run. */
   session: Buffer;
+  /** A shared secret both ends prove they know (§2.1). */
+  secret?: Buffer;
 }
 
 export interface Delivery {
@@ -112,9 +114,9 @@ export class Sender {
     if (this.#connecting !== undefined && (this.#current === undefined || this.#current.usable)) {
       return this.#connecting;
     }
-    const { address, timeoutMs, signal, session } = this.#options;
+    const { address, timeoutMs, signal, session, secret } = this.#options;
     this.#current = undefined;
-    const connecting = Connection.open(address, timeoutMs, signal, session).then((connection) => {
+    const connecting = Connection.open(address, timeoutMs, signal, session, secret).then((connection) => {
       this.#current = connection;
       this.connectionsOpened++;
       return connection;

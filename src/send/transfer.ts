@@ -4,6 +4,7 @@ import { DEFAULTS } from '../defaults.js';
 import type { AckshipError } from '../errors.js';
 import { loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
+import { secretBytes } from '../secret.js';
 import { type ItemOutcome, type JobReporter, type JobSummary, jobError, sendJob } from './send-job.js';
 import { resolveSources, type SendItem, type Source } from './sources.js';
 import { defaultStateDir } from './transfer-ids.js';
@@ -25,6 +26,8 @@ export interface TransferOptions {
   spool?: boolean;
   /** Most bytes of a stream held in memory until the receiver acknowledges them as durable. */
   window?: number;
+  /** A shared secret the receiver requires (§2.1); never sent, only proved. */
+  secret?: string | Uint8Array;
   /** Whose reason is the error to raise. */
   signal: AbortSignal;
 }
@@ -77,6 +80,7 @@ export async function transfer(
         },
         signal,
         stateDir: options.stateDir ?? defaultStateDir(process.env),
+        ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
       },
       { finished: () => {}, ...events },
     );

@@ -13,6 +13,8 @@ export interface ProxyOptions {
   cutReplyAfter?: number;
   /** Flip the bits of the sender→receiver byte at this position (counted over all connections), once. */
   corruptAt?: number;
+  /** On the first connection, flip the bits of the receiver→sender byte at this position. */
+  corruptReplyAt?: number;
 }
 
 export class FaultProxy extends EventEmitter {
@@ -93,15 +95,22 @@ export class FaultProxy extends EventEmitter {
     });
     let replied = 0;
     upstream.on('data', (chunk: Buffer) => {
-      const cut = first ? this.#options.cutReplyAfter : undefined;
+      const at = replied;
+      replied += chunk.length;
+      const { corruptReplyAt, cutReplyAfter } = this.#options;
+      const flip = first && corruptReplyAt !== undefined ? corruptReplyAt - at : -1;
+      if (flip >= 0 && flip < chunk.length) {
+        chunk = Buffer.from(chunk);
+        chunk[flip] = (chunk[flip] as number) ^ 0xff;
+      }
+      const cut = first ? cutReplyAfter : undefined;
       if (cut === undefined) {
         client.write(chunk);
         return;
       }
-      const room = cut - replied;
-      replied += chunk.length;
+      const room = cut - at;
       if (room > 0) client.write(chunk.subarray(0, room));
-      if (replied >= cut && replied > 0 && room < chunk.length) {
+      if (room < chunk.length) {
         client.resetAndDestroy();
         upstream.resetAndDestroy();
       }

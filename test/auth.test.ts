@@ -153,7 +153,7 @@ describe('shared secret', () => {
     // Receiver to sender: hello 8, CHALLENGE 37, PROOF 37, ACCEPT 25, CONFIRM 73: its last byte is the tag's.
     const proxy = await FaultProxy.start(t, {
       target: receiver.port,
-      corruptReplyAt: 8 + 37 + 37 + 25 + 73 - 1,
+      reply: { corruptAt: 8 + 37 + 37 + 25 + 73 - 1 },
     });
     const sent = await sendFile(t, dir, proxy.port, [], { ACKSHIP_SECRET: 'x' });
     assert.equal(sent.code, 0, sent.stderr);

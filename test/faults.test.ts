@@ -114,7 +114,7 @@ describe('faults', () => {
     await writeRandom(join(dir, 'once.bin'), 300_000);
     const first = await startReceiver(t, ['--out', out]);
     // Forward the receiver's hello (8 bytes) and ACCEPT (25), then cut: the CONFIRM never arrives.
-    const proxy = await FaultProxy.start(t, { target: first.port, cutReplyAfter: 33 });
+    const proxy = await FaultProxy.start(t, { target: first.port, reply: { cutAfter: 33 } });
     const lost = await run(
       t,
       ['send', `127.0.0.1:${proxy.port}`, join(dir, 'once.bin'), '--retries', '0'],
@@ -143,7 +143,7 @@ describe('faults', () => {
     const out = join(dir, 'out');
     await writeRandom(join(dir, 'f'), 50_000);
     const receiver = await startReceiver(t, ['--out', out, '--json']);
-    const proxy = await FaultProxy.start(t, { target: receiver.port, cutReplyAfter: 33 });
+    const proxy = await FaultProxy.start(t, { target: receiver.port, reply: { cutAfter: 33 } });
     const sent = await run(t, ['send', `127.0.0.1:${proxy.port}`, join(dir, 'f'), ...fastRetries], {
       env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
     });

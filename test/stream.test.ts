@@ -180,7 +180,7 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
     const dir = await tempDir(t);
     const size = 8 * MiB;
     const receiver = await streamReceiver(t, dir, []);
-    const proxy = await FaultProxy.start(t, { target: receiver.port, corruptAt: 3 * MiB });
+    const proxy = await FaultProxy.start(t, { target: receiver.port, request: { corruptAt: 3 * MiB } });
     const input = randomInput(size);
     const sender = cli(
       t,

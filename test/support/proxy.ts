@@ -4,17 +4,29 @@ import { EventEmitter, once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 
+/** What to do to one direction of the first connection (later ones are forwarded untouched). */
+export interface DirectionFaults {
+  /** Forward only this many bytes; the first byte beyond them resets both sides instead. */
+  cutAfter?: number;
+  /** Forward this many bytes, then drop the rest silently: the connection stays open. */
+  swallowAfter?: number;
+  /** Flip the bits of the byte at this position. */
+  corruptAt?: number;
+}
+
 export interface ProxyOptions {
   /** The receiver's port on 127.0.0.1. */
   target: number;
   /** Sender→receiver bytes per second; unthrottled when undefined. */
   rate?: number;
-  /** On the first connection, forward only this many receiver→sender bytes, then reset both sides. */
-  cutReplyAfter?: number;
-  /** Flip the bits of the sender→receiver byte at this position (counted over all connections), once. */
-  corruptAt?: number;
-  /** On the first connection, flip the bits of the receiver→sender byte at this position. */
-  corruptReplyAt?: number;
+  /** Faults in the sender→receiver direction. */
+  request?: DirectionFaults;
+  /** Faults in the receiver→sender direction. */
+  reply?: DirectionFaults;
+  /** After this many sender→receiver bytes, stop forwarding both ways, keeping both sockets open. */
+  stallAfter?: number;
+  /** Hand the receiver one byte per write, each after the previous one was flushed. */
+  dribble?: boolean;
 }
 
 export class FaultProxy extends EventEmitter {
@@ -77,45 +89,75 @@ export class FaultProxy extends EventEmitter {
         upstream.destroy();
       });
     }
-    client.on('data', (chunk: Buffer) => {
-      const { corruptAt } = this.#options;
-      const at = corruptAt === undefined ? -1 : corruptAt - this.forwarded;
-      if (at >= 0 && at < chunk.length) {
-        chunk = Buffer.from(chunk);
-        chunk[at] = (chunk[at] as number) ^ 0xff;
-      }
-      upstream.write(chunk);
-      this.forwarded += chunk.length;
-      this.emit('forwarded');
-      const { rate } = this.#options;
-      if (rate !== undefined) {
-        client.pause();
-        setTimeout(() => client.resume(), (chunk.length * 1000) / rate);
-      }
-    });
-    let replied = 0;
-    upstream.on('data', (chunk: Buffer) => {
-      const at = replied;
-      replied += chunk.length;
-      const { corruptReplyAt, cutReplyAfter } = this.#options;
-      const flip = first && corruptReplyAt !== undefined ? corruptReplyAt - at : -1;
+    const { rate, dribble, stallAfter } = this.#options;
+    let stalled = false;
+    const reset = () => {
+      client.resetAndDestroy();
+      upstream.resetAndDestroy();
+    };
+    const request = first ? (this.#options.request ?? {}) : {};
+    const reply = first ? (this.#options.reply ?? {}) : {};
+    this.#forward(
+      client,
+      upstream,
+      request,
+      reset,
+      () => stalled,
+      async (chunk, at) => {
+        this.forwarded += chunk.length;
+        this.emit('forwarded');
+        if (first && stallAfter !== undefined && at + chunk.length >= stallAfter) stalled = true;
+        if (dribble) {
+          for (let i = 0; i < chunk.length; i++) {
+            if (!upstream.write(chunk.subarray(i, i + 1))) await once(upstream, 'drain');
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        } else upstream.write(chunk);
+        if (rate !== undefined)
+          await new Promise((resolve) => setTimeout(resolve, (chunk.length * 1000) / rate));
+      },
+    );
+    this.#forward(
+      upstream,
+      client,
+      reply,
+      reset,
+      () => stalled,
+      async (chunk) => {
+        client.write(chunk);
+      },
+    );
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+  }
+
+  /** Pumps `from` into `send`, one chunk at a time, applying `faults` on the way. */
+  #forward(
+    from: Socket,
+    to: Socket,
+    faults: DirectionFaults,
+    reset: () => void,
+    stalled: () => boolean,
+    send: (chunk: Buffer, at: number) => Promise<void>,
+  ): void {
+    let seen = 0;
+    from.on('data', (data: Buffer) => {
+      const at = seen;
+      seen += data.length;
+      let chunk = data;
+      const flip = faults.corruptAt === undefined ? -1 : faults.corruptAt - at;
       if (flip >= 0 && flip < chunk.length) {
         chunk = Buffer.from(chunk);
         chunk[flip] = (chunk[flip] as number) ^ 0xff;
       }
-      const cut = first ? cutReplyAfter : undefined;
-      if (cut === undefined) {
-        client.write(chunk);
-        return;
-      }
-      const room = cut - at;
-      if (room > 0) client.write(chunk.subarray(0, room));
-      if (room < chunk.length) {
-        client.resetAndDestroy();
-        upstream.resetAndDestroy();
-      }
+      const limit = Math.min(faults.cutAfter ?? Infinity, faults.swallowAfter ?? Infinity);
+      chunk = chunk.subarray(0, Math.max(0, limit - at));
+      if (stalled() || to.destroyed) return;
+      from.pause();
+      void send(chunk, at).finally(() => {
+        if (faults.cutAfter !== undefined && seen > faults.cutAfter) reset();
+        else from.resume();
+      });
     });
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
   }
 }

@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import { type AckshipError, ProtocolError, TransientError } from '../errors.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
-import { ErrorCode, Kind } from '../protocol/constants.js';
+import { ErrorCode, isRetryableReject, Kind } from '../protocol/constants.js';
 import { FrameParser } from '../protocol/frame-parser.js';
 import {
   type ReceiverAction,
@@ -243,9 +243,11 @@ export class Session {
             await writer.write(action.offset, action.payload, action.truncate);
           } catch (err) {
             this.#writers.delete(action.slot);
-            await writer.abandon();
+            const code = ioRejectCode(err);
+            // Refused for good (a full disk): the partial could never be resumed, so free its space.
+            await writer.abandon(!isRetryableReject(code));
             const reason = `receiver could not write the item: ${(err as Error).message}`;
-            await this.#run(this.#machine.writeFailed(action.slot, ioRejectCode(err), reason));
+            await this.#run(this.#machine.writeFailed(action.slot, code, reason));
           }
           break;
         }

@@ -45,8 +45,8 @@ export interface ItemWriter {
   write(offset: number, payload: Buffer, truncate: boolean): Promise<void>;
   /** §7: verify, make durable, journal, place; only a 'confirmed' outcome may be confirmed. */
   commit(expected: bigint): Promise<CommitOutcome>;
-  /** The connection is gone: keep what is durable for a resume. */
-  abandon(): Promise<void>;
+  /** The connection is gone: keep what is durable for a resume, unless told to `discard` it. */
+  abandon(discard?: boolean): Promise<void>;
 }
 
 /** A v2 directory item: no data; committed by journalling it and creating the directory. */
@@ -256,9 +256,10 @@ export class PartWriter implements ItemWriter {
     }
   }
 
-  /** The connection is gone: keep the partial, durable, for a resume. */
-  abandon(): Promise<void> {
-    return this.#release(true);
+  /** The connection is gone: keep the partial, durable, for a resume; or, with `discard`, delete it. */
+  async abandon(discard = false): Promise<void> {
+    await this.#release(!discard);
+    if (discard) await unlink(this.#path).catch(() => {});
   }
 
   #release(sync: boolean): Promise<void> {
@@ -327,7 +328,7 @@ export class ReceiveStore {
         this.#openParts.release();
         throw err;
       }
-      let held: number;
+      let held = 0;
       let hasher: Hasher;
       try {
         held = (await file.stat()).size;
@@ -342,6 +343,8 @@ export class ReceiveStore {
       } catch (err) {
         await file.close();
         this.#openParts.release();
+        // A part we just created holds nothing worth keeping; a resumable prefix stays.
+        if (held === 0) await unlink(path).catch(() => {});
         throw err;
       }
       const writer = new PartWriter(this, offer, path, file, hasher, held);

@@ -64,8 +64,10 @@ export function ackship(
     for (const w of watchers) w();
   });
   if (Buffer.isBuffer(options.stdin)) child.stdin?.end(options.stdin);
-  else if (options.stdin) options.stdin.pipe(child.stdin as Writable);
-  else child.stdin?.end();
+  else if (options.stdin) {
+    child.stdin?.on('error', () => {}); // the child may exit before it read everything
+    options.stdin.pipe(child.stdin as Writable);
+  } else child.stdin?.end();
   const exited = new Promise<Finished>((resolve) => {
     child.on('close', (code, signal) =>
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr }),

@@ -1,0 +1,184 @@
+// The receiver's system calls, seen from outside with strace (skipped, saying why, without it):
+// the order of durability is checked, not assumed, and a failing fsync or rename injected into
+// a real receiver never yields a confirmation, while the retry succeeds once the fault is gone.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, type TestContext, test } from 'node:test';
+import { BIN, type Finished, records, run, tempDir } from './support/cli.js';
+import { sha256File, writeRandom } from './support/files.js';
+
+function hasStrace(): boolean {
+  try {
+    execFileSync('strace', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const skip = hasStrace() ? false : 'strace is not installed (.ci/run installs it where it can)';
+
+/** `ackship recv ARGS` under `strace STRACE_ARGS`; resolves its port once it listens. */
+async function tracedReceiver(t: TestContext, straceArgs: string[], args: string[]) {
+  const child = spawn(
+    'strace',
+    ['-f', ...straceArgs, process.execPath, BIN, 'recv', '--listen', '127.0.0.1:0', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // strace counts `when=N` per thread: with one file-system thread, "the first fsync" is one call.
+      env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+    },
+  );
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stderr = '';
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk;
+  });
+  const exited = new Promise<Finished>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (match) resolve(Number(match[1]));
+    });
+    void exited.then(() => reject(new Error(`strace or recv exited: ${stderr}`)));
+  });
+  return { port, exited, stdout: () => stdout };
+}
+
+interface Call {
+  name: string;
+  /** What strace printed of the arguments (with -y, file descriptors carry their paths). */
+  args: string;
+  /** Lines of the trace where the call started and where it returned. */
+  started: number;
+  returned: number;
+}
+
+/** The calls of an `strace -f -y -o FILE` trace, joining calls split across threads. */
+function parseTrace(text: string): Call[] {
+  const calls: Call[] = [];
+  const pending = new Map<string, Call>();
+  text.split('\n').forEach((line, index) => {
+    const whole = /^(\d+)\s+(\w+)\((.*)\)\s+= /.exec(line);
+    const unfinished = /^(\d+)\s+(\w+)\((.*) <unfinished \.\.\.>$/.exec(line);
+    const resumed = /^(\d+)\s+<\.\.\. (\w+) resumed>/.exec(line);
+    if (whole) {
+      calls.push({ name: whole[2] as string, args: whole[3] as string, started: index, returned: index });
+    } else if (unfinished) {
+      const call = {
+        name: unfinished[2] as string,
+        args: unfinished[3] as string,
+        started: index,
+        returned: -1,
+      };
+      pending.set(`${unfinished[1]} ${call.name}`, call);
+      calls.push(call);
+    } else if (resumed) {
+      const call = pending.get(`${resumed[1]} ${resumed[2]}`);
+      if (call) call.returned = index;
+    }
+  });
+  return calls;
+}
+
+function find(calls: Call[], what: string, test: (call: Call) => boolean): Call {
+  const call = calls.find(test);
+  assert.ok(call, `the trace shows ${what}`);
+  return call;
+}
+
+describe('system calls of a real receiver', { skip }, () => {
+  test('fsync of the file, the journal, the rename and the directory fsync all return before the CONFIRM is written', async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    const traceFile = join(dir, 'trace.txt');
+    const receiver = await tracedReceiver(
+      t,
+      ['-y', '-e', 'trace=fsync,fdatasync,link,rename,write,writev', '-o', traceFile],
+      ['--out', out, '--once', '--overwrite'],
+    );
+    const src = join(dir, 'traced.bin');
+    await writeRandom(src, 100_000);
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, src], {
+      env: { ACKSHIP_STATE_DIR: join(dir, 's') },
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal((await receiver.exited).code, 0);
+    const calls = parseTrace(await readFile(traceFile, 'utf8'));
+    const part = find(
+      calls,
+      "the part's fsync",
+      (c) => c.name === 'fsync' && /\/\.ackship\/parts\/[0-9a-f]{32}>/.test(c.args),
+    );
+    const journal = find(
+      calls,
+      "the journal's fsync",
+      (c) => c.name === 'fsync' && c.args.includes('confirmed.jsonl>'),
+    );
+    const rename = find(
+      calls,
+      'the rename into place',
+      (c) => c.name === 'rename' && c.args.includes(`"${join(out, 'traced.bin')}"`),
+    );
+    const dirSync = find(
+      calls,
+      "the directory's fsync",
+      (c) => c.name === 'fsync' && c.args.endsWith(`<${out}>`),
+    );
+    // CONFIRM on the wire: kind 0x06, body length 36 ("$").
+    const confirm = find(
+      calls,
+      'the CONFIRM written to the socket',
+      (c) => /^\d+<(socket|TCP)/.test(c.args) && c.args.includes('"\\6\\0\\0\\0$'),
+    );
+    const order = [part, journal, rename, dirSync];
+    for (const call of order) assert.ok(call.returned >= 0, `${call.name}(${call.args}) returned`);
+    for (let i = 1; i < order.length; i++) {
+      const [a, b] = [order[i - 1] as Call, order[i] as Call];
+      assert.ok(a.returned < b.started, `${a.name}(${a.args}) returned before ${b.name}(${b.args}) started`);
+    }
+    assert.ok(
+      dirSync.returned < confirm.started,
+      'the directory fsync returned before the CONFIRM was written',
+    );
+  });
+
+  for (const fault of [
+    { syscall: 'fsync', args: [] as string[], reason: /receiver could not store the item: EIO/ },
+    { syscall: 'rename', args: ['--overwrite'], reason: /receiver could not store the item: EIO/ },
+  ]) {
+    test(`a failing ${fault.syscall} is no confirmation; the retry succeeds once the fault is gone`, async (t) => {
+      const dir = await tempDir(t);
+      const out = join(dir, 'out');
+      const receiver = await tracedReceiver(
+        t,
+        ['-e', `trace=${fault.syscall}`, '-e', `inject=${fault.syscall}:error=EIO:when=1`, '-o', '/dev/null'],
+        ['--out', out, '--once', ...fault.args],
+      );
+      const src = join(dir, 'precious.bin');
+      await writeRandom(src, 300_000);
+      await writeFile(join(dir, 'unused'), '');
+      const sent = await run(
+        t,
+        ['send', `127.0.0.1:${receiver.port}`, src, '--json', '--retry-delay', '0.05'],
+        {
+          env: { ACKSHIP_STATE_DIR: join(dir, 's') },
+        },
+      );
+      assert.equal(sent.code, 0, sent.stderr);
+      assert.match(sent.stderr, fault.reason);
+      const [item] = records(sent.stdout);
+      assert.equal(item?.attempts, 2, `the first attempt was refused, not confirmed: ${sent.stderr}`);
+      assert.equal((await receiver.exited).code, 0);
+      assert.equal(receiver.stdout().match(/^confirmed /gm)?.length, 1, 'the receiver confirmed once');
+      assert.equal(await sha256File(join(out, 'precious.bin')), await sha256File(src));
+    });
+  }
+});

@@ -94,6 +94,16 @@ describe('faults on the wire', () => {
     });
   }
 
+  test('the CONFIRM of an empty directory swallowed: the retry is confirmed again, and the tree is whole', async (t) => {
+    const { dir, out, proxy, send } = await setUp(t, { reply: { swallowAfter: AFTER_ACCEPT } }, 0);
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(dir, 'tree', 'empty'), { recursive: true });
+    const sent = await send(proxy.port, join(dir, 'tree'), ['-r'], 'state');
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal(records(sent.stdout).find((r) => r.event === 'item')?.attempts, 2);
+    assert.deepEqual(await readdir(join(out, 'tree')), ['empty']);
+  });
+
   test('a stall with no retries left: exit 75 with the reason, and nothing placed', async (t) => {
     const { out, src, proxy, send } = await setUp(t, { stallAfter: DATA_PAYLOAD + 100 * KiB }, 256 * KiB);
     const sent = await send(proxy.port, src, ['--retries', '0'], 'state');

@@ -155,8 +155,13 @@ export class Sender {
     await connection.send(item.offer());
     const answer = settle(item.receive(await link.next()), source);
     return afterAnswer(connection, async () => {
-      if (source.directory)
-        return { size, hash: await finish(connection, link, item, source, createHasher()) };
+      if (source.directory) {
+        const nothing = createHasher();
+        // A retry of a directory whose CONFIRM was lost is confirmed at once: it holds nothing.
+        if (answer.type === 'confirmed-earlier')
+          return { size, hash: checkNothing(answer.hash, nothing, source) };
+        return { size, hash: await finish(connection, link, item, source, nothing) };
+      }
       const file = await open(source.path, 'r').catch((err: Error) => {
         throw new InputError(`cannot read ${source.label}: ${err.message}`);
       });
@@ -319,6 +324,16 @@ async function resumePoint(file: FileHandle, offset: number, prefixHash: bigint)
   await hashFilePrefix(file, offset, hasher);
   if (hasher.digest() === prefixHash) return { start: offset, hasher };
   return { start: 0, hasher: createHasher() };
+}
+
+/** A directory confirmed earlier must carry the hash of nothing. */
+function checkNothing(hash: bigint, nothing: Hasher, source: Source): bigint {
+  if (hash !== nothing.digest()) {
+    throw new ProtocolError(
+      `receiver confirmed directory ${source.label} earlier with the hash of some content`,
+    );
+  }
+  return hash;
 }
 
 /** A retry of an item the receiver confirmed before: accept it only if it is our content. */

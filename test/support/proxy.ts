@@ -4,7 +4,7 @@ import { EventEmitter, once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 
-/** What to do to one direction of the first connection (later ones are forwarded untouched). */
+/** What to do to one direction of a connection. */
 export interface DirectionFaults {
   /** Forward only this many bytes; the first byte beyond them resets both sides instead. */
   cutAfter?: number;
@@ -14,19 +14,26 @@ export interface DirectionFaults {
   corruptAt?: number;
 }
 
-export interface ProxyOptions {
-  /** The receiver's port on 127.0.0.1. */
-  target: number;
-  /** Sender→receiver bytes per second; unthrottled when undefined. */
-  rate?: number;
+/** What to do to one connection. */
+export interface ConnectionFaults {
   /** Faults in the sender→receiver direction. */
   request?: DirectionFaults;
   /** Faults in the receiver→sender direction. */
   reply?: DirectionFaults;
   /** After this many sender→receiver bytes, stop forwarding both ways, keeping both sockets open. */
   stallAfter?: number;
+}
+
+/** The faults in the options themselves apply to the first connection, unless `faultsFor` says otherwise. */
+export interface ProxyOptions extends ConnectionFaults {
+  /** The receiver's port on 127.0.0.1. */
+  target: number;
+  /** Sender→receiver bytes per second; unthrottled when undefined. */
+  rate?: number;
   /** Hand the receiver one byte per write, each after the previous one was flushed. */
   dribble?: boolean;
+  /** The faults of connection `n` (counting from 0). */
+  faultsFor?: (n: number) => ConnectionFaults;
 }
 
 export class FaultProxy extends EventEmitter {
@@ -45,11 +52,12 @@ export class FaultProxy extends EventEmitter {
     this.#server = createServer((client) => this.#pair(client));
   }
 
-  static async start(t: TestContext, options: ProxyOptions): Promise<FaultProxy> {
+  /** Listens on 127.0.0.1; closed when the test `t` ends (without one, the caller closes it). */
+  static async start(t: Pick<TestContext, 'after'> | undefined, options: ProxyOptions): Promise<FaultProxy> {
     const proxy = new FaultProxy(options);
     proxy.#server.listen(0, '127.0.0.1');
     await once(proxy.#server, 'listening');
-    t.after(() => proxy.close());
+    t?.after(() => proxy.close());
     return proxy;
   }
 
@@ -79,7 +87,8 @@ export class FaultProxy extends EventEmitter {
   }
 
   #pair(client: Socket): void {
-    const first = this.#connections++ === 0;
+    const n = this.#connections++;
+    const faults = this.#options.faultsFor?.(n) ?? (n === 0 ? this.#options : {});
     const upstream = connect({ host: '127.0.0.1', port: this.#target });
     for (const s of [client, upstream]) {
       this.#sockets.add(s);
@@ -89,14 +98,15 @@ export class FaultProxy extends EventEmitter {
         upstream.destroy();
       });
     }
-    const { rate, dribble, stallAfter } = this.#options;
+    const { rate, dribble } = this.#options;
+    const { stallAfter } = faults;
     let stalled = false;
     const reset = () => {
       client.resetAndDestroy();
       upstream.resetAndDestroy();
     };
-    const request = first ? (this.#options.request ?? {}) : {};
-    const reply = first ? (this.#options.reply ?? {}) : {};
+    const request = faults.request ?? {};
+    const reply = faults.reply ?? {};
     this.#forward(
       client,
       upstream,
@@ -106,7 +116,7 @@ export class FaultProxy extends EventEmitter {
       async (chunk, at) => {
         this.forwarded += chunk.length;
         this.emit('forwarded');
-        if (first && stallAfter !== undefined && at + chunk.length >= stallAfter) stalled = true;
+        if (stallAfter !== undefined && at + chunk.length >= stallAfter) stalled = true;
         if (dribble) {
           for (let i = 0; i < chunk.length; i++) {
             if (!upstream.write(chunk.subarray(i, i + 1))) await once(upstream, 'drain');

@@ -66,12 +66,15 @@ async function startReceiver(out: string): Promise<{ child: ChildProcess; port: 
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  for await (const chunk of child.stderr) {
-    stderr += chunk;
-    const match = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-    if (match) return { child, port: Number(match[1]) };
-  }
-  throw new Error(`the receiver did not start: ${stderr}`);
+  return new Promise((resolve, reject) => {
+    // Read stderr to the end: a receiver is not to be judged by a pipe we stopped reading.
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (match) resolve({ child, port: Number(match[1]) });
+    });
+    child.on('close', () => reject(new Error(`the receiver ended: ${stderr}`)));
+  });
 }
 
 /** Every file under `dir`, by name relative to it, skipping the receiver's state. */

@@ -39,6 +39,23 @@ async function sendThroughThrottle(t: TestContext, size: number) {
 }
 
 describe('faults', () => {
+  test('a receiver whose stderr reader went away keeps serving (it has something to say then)', async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    const receiver = await startReceiver(t, ['--out', out]);
+    receiver.child.stderr?.destroy();
+    await writeFile(join(dir, 'twice.txt'), 'x');
+    const env = { ACKSHIP_STATE_DIR: join(dir, 'state') };
+    const send = () => run(t, ['send', `127.0.0.1:${receiver.port}`, join(dir, 'twice.txt')], { env });
+    assert.equal((await send()).code, 0);
+    // The second is rejected ("exists"), which the receiver reports on its closed stderr.
+    assert.equal((await send()).code, 65);
+    await writeFile(join(dir, 'after.txt'), 'y');
+    const after = await run(t, ['send', `127.0.0.1:${receiver.port}`, join(dir, 'after.txt')], { env });
+    assert.equal(after.code, 0, after.stderr);
+    assert.equal(receiver.child.exitCode, null);
+  });
+
   test('a receiver started after the sender: the sender retries and succeeds', async (t) => {
     const dir = await tempDir(t);
     await writeRandom(join(dir, 'f'), 100_000);

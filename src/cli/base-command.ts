@@ -42,6 +42,10 @@ export abstract class AckshipCommand extends Command {
     // `once`: a second Ctrl-C falls through to Node's default and ends the process at once.
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // A reader of our messages that went away (a closed terminal, `| head -1`) must not end a
+    // receiver or a transfer: the exit status still tells. stdout as data (recv --out -) is
+    // watched where it is written.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   }
 
   /** The command's output, by its --json and --quiet flags; `records` is where results go. */

@@ -197,8 +197,6 @@ ${EXIT_STATUS_HELP}`;
       });
     });
     const stdoutSoFar = () => (toStdout ? `; ${receiver.bytesOut} bytes were written to stdout` : '');
-    // A reader of stdout that went away fails the write in hand; that failure is reported.
-    if (toStdout) process.stdout.on('error', () => {});
     receiver.on('confirmed', (item) => reportConfirmed(output, item));
     receiver.on('rejected', (item) =>
       output.failure(

@@ -108,6 +108,8 @@ export const RejectCode = {
   ReceiverIo: 6,
   /** v3: the receiver's output (its stdout) failed; nothing more can be written to it. */
   OutputFailed: 7,
+  /** v3: a stream's whole length or xxHash64 differs from its TRAILER; its sender cannot resend it. */
+  StreamMismatch: 8,
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 

@@ -200,11 +200,7 @@ export class ReceiverMachine {
     const item = this.#items.get(slot);
     if (this.#failed || item?.phase !== 'committing') return [];
     this.#items.delete(slot);
-    if (outcome.type === 'reject') {
-      // §4.9: a stream's sender no longer holds what it sent, so only a failed store is retried.
-      const final = item.offer.stream ? outcome.code !== RejectCode.ReceiverIo : undefined;
-      return this.#reject(slot, item.offer.name, outcome.code, outcome.reason, final);
-    }
+    if (outcome.type === 'reject') return this.#reject(slot, item.offer.name, outcome.code, outcome.reason);
     return this.#confirm({
       kind: Kind.Confirm,
       slot,
@@ -379,16 +375,10 @@ export class ReceiverMachine {
     return [...this.#reject(slot, name, code, reason), ...this.#fail(error, false)];
   }
 
-  #reject(
-    slot: number,
-    name: string,
-    code: RejectCode,
-    reason: string,
-    final = !isRetryableReject(code),
-  ): ReceiverAction[] {
+  #reject(slot: number, name: string, code: RejectCode, reason: string): ReceiverAction[] {
     return [
       { type: 'send', frame: { kind: Kind.Reject, slot, code, reason } },
-      { type: 'rejected', slot, name, reason, final },
+      { type: 'rejected', slot, name, reason, final: !isRetryableReject(code) },
     ];
   }
 

@@ -12,7 +12,7 @@ import {
 } from '../errors.js';
 import { createHasher, type Hasher, hashFilePrefix, xxh64 } from '../hash.js';
 import type { Address } from '../net-address.js';
-import { isRetryableReject, Kind, MAX_CHUNK_LEN, RejectCode } from '../protocol/constants.js';
+import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js';
 import { printableName } from '../protocol/names.js';
 import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { ABORTED, untilAborted } from './abortable.js';
@@ -282,8 +282,7 @@ async function sendStream(
   }
   const total = stream.total as { size: number; hash: bigint };
   await connection.send(item.trailer(total.size, total.hash));
-  // After the TRAILER a failed checksum is final: what was released cannot be sent again.
-  const done = settle(await verdict, source, (code) => code === RejectCode.ReceiverIo);
+  const done = settle(await verdict, source);
   if (done.type !== 'confirmed') throw new ProtocolError(`unexpected ${done.type} after TRAILER`);
   return total;
 }
@@ -302,18 +301,11 @@ async function finish(
   return done.hash;
 }
 
-/**
- * A refusal ends the item: for good, or (a failed checksum or disk) as a retryable failure.
- * `retryable` says whether we could send the item again at all.
- */
-function settle(
-  event: SenderEvent,
-  source: Source,
-  retryable = isRetryableReject,
-): Exclude<SenderEvent, { type: 'rejected' }> {
+/** A refusal ends the item: for good, or (a failed checksum or disk) as a retryable failure. */
+function settle(event: SenderEvent, source: Source): Exclude<SenderEvent, { type: 'rejected' }> {
   if (event.type !== 'rejected') return event;
   const reason = `receiver rejected ${printableName(source.name)}: ${event.reason}`;
-  if (retryable(event.code)) throw new TransientError(reason);
+  if (isRetryableReject(event.code)) throw new TransientError(reason);
   throw new RejectedError(reason, event.code);
 }
 

@@ -227,7 +227,7 @@ export class PartWriter implements ItemWriter {
       await unlink(this.#path).catch(() => {});
       return {
         type: 'reject',
-        code: RejectCode.Checksum,
+        code: this.#offer.stream ? RejectCode.StreamMismatch : RejectCode.Checksum,
         reason: `checksum mismatch: received xxh64 ${hashHex(hash)}, sender declared ${hashHex(expected)}`,
       };
     }

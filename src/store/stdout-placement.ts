@@ -156,7 +156,7 @@ class StdoutStreamWriter implements ItemWriter {
       state.failure =
         `stream checksum mismatch after ${state.emitted} bytes were written to stdout: ` +
         `received xxh64 ${hashHex(hash)}, sender declared ${hashHex(expected)}`;
-      return { type: 'reject', code: RejectCode.Checksum, reason: state.failure };
+      return { type: 'reject', code: RejectCode.StreamMismatch, reason: state.failure };
     }
     const { offer } = state;
     await this.#journal.append({

@@ -19,6 +19,7 @@ import { type TransferOptions, transfer } from './send/transfer.js';
 import { DirectoryPlacement } from './store/placement.js';
 import { ReceiveStore } from './store/receive-store.js';
 import { StdoutPlacement } from './store/stdout-placement.js';
+import type { ServerTls } from './transport.js';
 
 export { DEFAULTS } from './defaults.js';
 export * from './errors.js';
@@ -28,6 +29,7 @@ export type { RunTotals } from './recv/receiver.js';
 export type { ItemReport, SessionReport } from './recv/session.js';
 export type { JobSummary } from './send/send-job.js';
 export type { SendItem } from './send/sources.js';
+export type { ClientTls, ServerTls } from './transport.js';
 
 export interface SendOptions extends Omit<TransferOptions, 'signal'> {
   /** Cancels the transfer; partials stay on the receiver for the next call to resume. */
@@ -133,6 +135,8 @@ export interface ServeOptions {
   maxNameLength?: number;
   /** A shared secret senders must prove they know (§2.1); never sent, only proved. */
   secret?: string | Uint8Array;
+  /** Serve over TLS with this certificate and key (PEM). */
+  tls?: ServerTls;
   /** Closes the receiver (as close() does) when aborted. */
   signal?: AbortSignal;
 }
@@ -210,6 +214,7 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
           },
           maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
           ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
+          ...(options.tls !== undefined && { tls: options.tls }),
           graceMs: DEFAULTS.graceSeconds * 1000,
         },
         {

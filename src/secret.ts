@@ -1,5 +1,6 @@
-// Where a shared secret comes from (PROTOCOL.md §2.1): a file only its owner can read, or the
-// ACKSHIP_SECRET environment variable; never a command-line argument, which `ps` shows to all.
+// Where the credentials come from. A shared secret (PROTOCOL.md §2.1): a file only its owner
+// can read, or the ACKSHIP_SECRET environment variable; never a command-line argument, which
+// `ps` shows to all. TLS material: PEM files.
 import { readFile, stat } from 'node:fs/promises';
 import { InputError, UsageError } from './errors.js';
 
@@ -37,4 +38,13 @@ export async function resolveSecret(
   if (file !== undefined) return readSecretFile(file);
   const fromEnv = env.ACKSHIP_SECRET;
   return fromEnv === undefined ? undefined : secretBytes(fromEnv);
+}
+
+/** A PEM file for TLS (a certificate, a key, a CA bundle). */
+export async function readPem(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new InputError(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+  }
 }

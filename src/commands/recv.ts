@@ -19,8 +19,9 @@ import { formatAddress, isLoopback, parseAddress } from '../net-address.js';
 import { printableName } from '../protocol/names.js';
 import type { RunTotals } from '../recv/receiver.js';
 import type { ItemReport, SessionReport } from '../recv/session.js';
-import { resolveSecret } from '../secret.js';
+import { readPem, resolveSecret } from '../secret.js';
 import { StressSink } from '../stress/sink.js';
+import type { ServerTls } from '../transport.js';
 
 /** `--once`: a session decides the run when it offered something and nothing is left to resume. */
 function decidesOnce(report: SessionReport): boolean {
@@ -125,6 +126,16 @@ ${EXIT_STATUS_HELP}`;
         'With --out -, write a stream to stdout only once all of it arrived and was verified (all or nothing), instead of chunk by chunk.',
       env: 'ACKSHIP_SPOOL',
     }),
+    'tls-cert': Flags.string({
+      dependsOn: ['tls-key'],
+      description: 'Serve over TLS with this certificate (PEM); give --tls-key too.',
+      env: 'ACKSHIP_TLS_CERT',
+    }),
+    'tls-key': Flags.string({
+      dependsOn: ['tls-cert'],
+      description: 'The private key (PEM) of --tls-cert.',
+      env: 'ACKSHIP_TLS_KEY',
+    }),
     'stress-sink': Flags.integer({
       description:
         'Also open a plain-TCP sink on this port (same host as --listen) for the naive modes of "ackship stress --target".',
@@ -143,9 +154,10 @@ ${EXIT_STATUS_HELP}`;
     const output = this.useOutput(flags, toStdout ? process.stderr : process.stdout);
     const listen = parseAddress(flags.listen, true);
     const secret = await resolveSecret(flags['secret-file'], process.env);
-    if (secret === undefined && !isLoopback(listen.host) && !flags.insecure) {
+    const tls = await readServerTls(flags['tls-cert'], flags['tls-key']);
+    if (secret === undefined && tls === undefined && !isLoopback(listen.host) && !flags.insecure) {
       throw new UsageError(
-        `refusing to listen on ${formatAddress(listen)} without a shared secret: anyone who reaches it could write to ${flags.out}; give --secret-file (or ACKSHIP_SECRET), or --insecure`,
+        `refusing to listen on ${formatAddress(listen)} without a shared secret or TLS: anyone who reaches it could write to ${flags.out}; give --secret-file (or ACKSHIP_SECRET), --tls-cert and --tls-key, or --insecure`,
       );
     }
     const sinkPort = flags['stress-sink'];
@@ -164,6 +176,7 @@ ${EXIT_STATUS_HELP}`;
       maxItems: flags['max-items'],
       maxNameLength: flags['max-name'],
       ...(secret !== undefined && { secret }),
+      ...(tls !== undefined && { tls }),
       ...(flags['max-size'] !== undefined && { maxSize: flags['max-size'] }),
     }).catch(async (err: unknown) => {
       await sink?.close();
@@ -250,4 +263,12 @@ function reportSession(output: Output, report: SessionReport, totals: RunTotals)
   } else if (report.error !== undefined) {
     output.note(`ackship: ${peer}: ${report.error.message}`);
   }
+}
+
+async function readServerTls(
+  cert: string | undefined,
+  key: string | undefined,
+): Promise<ServerTls | undefined> {
+  if (cert === undefined || key === undefined) return undefined;
+  return { cert: await readPem(cert, 'certificate'), key: await readPem(key, 'key') };
 }

@@ -8,7 +8,7 @@ import { DEFAULTS } from '../defaults.js';
 import { PartialError, RejectedError, UsageError } from '../errors.js';
 import { hashHex } from '../hash.js';
 import { printableName } from '../protocol/names.js';
-import { resolveSecret } from '../secret.js';
+import { readPem, resolveSecret } from '../secret.js';
 import type { ItemOutcome, JobSummary } from '../send/send-job.js';
 import type { SendItem } from '../send/sources.js';
 import { transfer } from '../send/transfer.js';
@@ -85,6 +85,20 @@ ${EXIT_STATUS_HELP}`;
         'Read stdin to a private temp file before sending it, as one item of known length, instead of streaming it.',
       env: 'ACKSHIP_SPOOL',
     }),
+    tls: Flags.boolean({
+      description: "Connect over TLS, trusting the system's CAs (implied by --tls-ca and --tls-fingerprint).",
+      env: 'ACKSHIP_TLS',
+    }),
+    'tls-ca': Flags.string({
+      description:
+        "Connect over TLS, trusting this CA bundle (PEM), e.g. the receiver's self-signed certificate.",
+      env: 'ACKSHIP_TLS_CA',
+    }),
+    'tls-fingerprint': Flags.string({
+      description:
+        'Connect over TLS to the receiver whose certificate has this SHA-256 fingerprint (hex, colons allowed), whoever signed it.',
+      env: 'ACKSHIP_TLS_FINGERPRINT',
+    }),
     timeout: secondsFlag({
       default: DEFAULTS.timeoutSeconds,
       description: 'Seconds of silence from the receiver after which an attempt is given up and retried.',
@@ -101,7 +115,7 @@ ${EXIT_STATUS_HELP}`;
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--timeout SECS] [--retries N] [--retry-delay SECS] [--spool] [--window SIZE] [--secret-file PATH] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--timeout SECS] [--retries N] [--retry-delay SECS] [--spool] [--window SIZE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
@@ -121,6 +135,12 @@ ${EXIT_STATUS_HELP}`;
     );
     const output = this.useOutput(flags);
     const secret = await resolveSecret(flags['secret-file'], process.env);
+    const tlsCa = flags['tls-ca'] === undefined ? undefined : await readPem(flags['tls-ca'], 'CA bundle');
+    const tlsPin = flags['tls-fingerprint'];
+    const tls =
+      flags.tls || tlsCa !== undefined || tlsPin !== undefined
+        ? { ...(tlsCa !== undefined && { ca: tlsCa }), ...(tlsPin !== undefined && { fingerprint: tlsPin }) }
+        : undefined;
     const progress = createProgress(!flags.quiet && !flags.json);
     const seen = new Set<string>();
     const once = (key: string) => !seen.has(key) && Boolean(seen.add(key));
@@ -138,6 +158,7 @@ ${EXIT_STATUS_HELP}`;
           spool: flags.spool,
           window: flags.window,
           ...(secret !== undefined && { secret }),
+          ...(tls !== undefined && { tls }),
           signal: this.interrupted.signal,
         },
         {

@@ -1,8 +1,7 @@
 // The listening side: accepts senders, runs one Session per connection against one store, and
 // stops gracefully (no new connections; commits under way finish; the rest stays resumable).
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Address } from '../net-address.js';
 import { encodeFrame, encodeHello } from '../protocol/codec.js';
@@ -10,6 +9,7 @@ import { ErrorCode, Kind, Role } from '../protocol/constants.js';
 import { ourHello } from '../protocol/handshake.js';
 import type { ReceiverLimits } from '../protocol/receiver-machine.js';
 import type { ReceiveStore } from '../store/receive-store.js';
+import { createListener, type ServerTls } from '../transport.js';
 import { Session, type SessionEvents, type SessionReport, type SessionTimeouts } from './session.js';
 
 export interface ReceiverOptions {
@@ -21,6 +21,8 @@ export interface ReceiverOptions {
   maxConnections: number;
   /** Senders must prove they know it (§2.1). */
   secret?: Buffer;
+  /** Serve over TLS with this certificate. */
+  tls?: ServerTls;
   /** How long a shutdown waits for sessions to end before it drops them. */
   graceMs: number;
 }
@@ -53,7 +55,7 @@ export class Receiver {
     this.#options = options;
     this.#events = events;
     // allowHalfOpen: a sender's FIN must not close our side before its last CONFIRM is written.
-    this.#server = createServer({ allowHalfOpen: true }, (socket) => {
+    this.#server = createListener(options.tls, (socket) => {
       const { store, limits, timeouts, maxConnections, secret } = this.#options;
       if (this.#sessions.size >= maxConnections)
         return turnAway(socket, maxConnections, secret !== undefined);

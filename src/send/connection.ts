@@ -1,7 +1,7 @@
 // One sender connection (PROTOCOL.md §2, §6): connect, exchange hellos, announce the run's
 // session, then carry up to a window of items at once. Frames from the receiver are routed to
 // their item by slot; every way the connection can die becomes one typed error for all of them.
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { AuthError, HandshakeError, PeerError, ProtocolError, TransientError } from '../errors.js';
 import { type Address, formatAddress } from '../net-address.js';
 import { SecretProof } from '../protocol/auth.js';
@@ -9,7 +9,14 @@ import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
 import { ErrorCode, Kind, maxOpenItems, Role } from '../protocol/constants.js';
 import { FrameParser, type Incoming } from '../protocol/frame-parser.js';
 import { negotiate, ourHello } from '../protocol/handshake.js';
+import { type ClientTls, connectTo, tlsFailure } from '../transport.js';
 import { AsyncQueue } from './async-queue.js';
+
+/** How the sender and the receiver know each other: a shared secret (§2.1), TLS, both or neither. */
+export interface PeerTrust {
+  secret?: Buffer;
+  tls?: ClientTls;
+}
 
 /** What an item sees of the connection: its slot and the frames addressed to it. */
 export interface SlotLink {
@@ -26,6 +33,8 @@ export class Connection {
   readonly #handshake = new AsyncQueue<Incoming>();
   #proof: SecretProof | undefined;
   #opened = false;
+  readonly #tls: boolean;
+  #helloSeen = false;
   readonly #slots = new Map<number, AsyncQueue<Frame>>();
   readonly #freeSlots: number[] = [];
   readonly #slotWaiters: Array<() => void> = [];
@@ -35,7 +44,8 @@ export class Connection {
   #error: Error | undefined;
   #version = 1;
 
-  private constructor(socket: Socket, timeoutMs: number, peer: string, signal: AbortSignal) {
+  private constructor(socket: Socket, timeoutMs: number, peer: string, signal: AbortSignal, tls: boolean) {
+    this.#tls = tls;
     this.#socket = socket;
     this.#signal = signal;
     // An abort (Ctrl-C) ends the connection at once; the receiver keeps the partials for a resume.
@@ -52,10 +62,16 @@ export class Connection {
         this.#fail(err as Error);
       }
     });
-    socket.on('error', (err) =>
-      this.#fail(new TransientError(`connection to ${peer} failed: ${err.message}`)),
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      this.#fail(
+        err instanceof AuthError
+          ? err
+          : (tlsFailure(err) ?? new TransientError(`connection to ${peer} failed: ${err.message}`)),
+      ),
     );
-    socket.on('close', () => this.#fail(new TransientError(`${peer} closed the connection`)));
+    socket.on('close', () =>
+      this.#fail(new TransientError(`${peer} closed the connection${this.#closeHint()}`)),
+    );
   }
 
   /**
@@ -67,20 +83,17 @@ export class Connection {
     timeoutMs: number,
     signal: AbortSignal,
     session: Buffer,
-    secret?: Buffer,
+    trust: PeerTrust = {},
   ): Promise<Connection> {
+    const { secret, tls } = trust;
     const peer = formatAddress(address);
-    const connection = new Connection(
-      connect({ host: address.host, port: address.port }),
-      timeoutMs,
-      peer,
-      signal,
-    );
+    const connection = new Connection(connectTo(address, tls), timeoutMs, peer, signal, tls !== undefined);
     try {
       const hello = ourHello(Role.Sender, secret !== undefined);
       connection.#socket.write(encodeHello(hello));
       const first = await connection.#handshake.next();
       if (first.kind !== 'hello') throw new HandshakeError('receiver sent a frame before its hello');
+      connection.#helloSeen = true;
       connection.#version = negotiate(hello, first.hello);
       if (secret !== undefined) await connection.#prove(secret);
       connection.#opened = true;
@@ -111,6 +124,14 @@ export class Connection {
 
   #handshakeFrame(frame: Incoming, expected: string): Error {
     return new AuthError(`the receiver sent frame kind ${frame.kind} where its ${expected} was due`);
+  }
+
+  /** A receiver that hangs up before its hello may speak TLS where we do not, or the reverse. */
+  #closeHint(): string {
+    if (this.#helloSeen) return '';
+    return this.#tls
+      ? ' before its hello (is it serving TLS, with --tls-cert?)'
+      : ' before its hello (if it serves TLS, give --tls-ca or --tls-fingerprint)';
   }
 
   get version(): number {

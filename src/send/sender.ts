@@ -17,7 +17,7 @@ import { printableName } from '../protocol/names.js';
 import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { ABORTED, untilAborted } from './abortable.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
-import { Connection, type SlotLink } from './connection.js';
+import { Connection, type PeerTrust, type SlotLink } from './connection.js';
 import type { Source } from './sources.js';
 import type { StreamWindow } from './stream-window.js';
 
@@ -29,8 +29,8 @@ export interface SenderOptions {
   signal: AbortSignal;
   /** The run's id, announced on every connection (§4.8) so the receiver can count per run. */
   session: Buffer;
-  /** A shared secret both ends prove they know (§2.1). */
-  secret?: Buffer;
+  /** A shared secret, TLS: how the two ends know each other. */
+  trust?: PeerTrust;
 }
 
 export interface Delivery {
@@ -114,9 +114,9 @@ export class Sender {
     if (this.#connecting !== undefined && (this.#current === undefined || this.#current.usable)) {
       return this.#connecting;
     }
-    const { address, timeoutMs, signal, session, secret } = this.#options;
+    const { address, timeoutMs, signal, session, trust } = this.#options;
     this.#current = undefined;
-    const connecting = Connection.open(address, timeoutMs, signal, session, secret).then((connection) => {
+    const connecting = Connection.open(address, timeoutMs, signal, session, trust).then((connection) => {
       this.#current = connection;
       this.connectionsOpened++;
       return connection;

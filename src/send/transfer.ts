@@ -5,6 +5,7 @@ import type { AckshipError } from '../errors.js';
 import { loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
 import { secretBytes } from '../secret.js';
+import type { ClientTls } from '../transport.js';
 import { type ItemOutcome, type JobReporter, type JobSummary, jobError, sendJob } from './send-job.js';
 import { resolveSources, type SendItem, type Source } from './sources.js';
 import { defaultStateDir } from './transfer-ids.js';
@@ -28,6 +29,8 @@ export interface TransferOptions {
   window?: number;
   /** A shared secret the receiver requires (§2.1); never sent, only proved. */
   secret?: string | Uint8Array;
+  /** Connect over TLS, trusting `ca`, the pinned `fingerprint`, or (with {}) the system's CAs. */
+  tls?: ClientTls;
   /** Whose reason is the error to raise. */
   signal: AbortSignal;
 }
@@ -80,7 +83,10 @@ export async function transfer(
         },
         signal,
         stateDir: options.stateDir ?? defaultStateDir(process.env),
-        ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
+        trust: {
+          ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
+          ...(options.tls !== undefined && { tls: options.tls }),
+        },
       },
       { finished: () => {}, ...events },
     );

@@ -48,31 +48,56 @@ function randomInput(bytes: number): { stream: Readable; sha256: Promise<string>
 interface Child {
   child: ChildProcess;
   stderr: () => string;
+  /** stdout so far, as text (not for `recv --out -`, whose stdout the caller reads). */
+  stdout: () => string;
+  /** The port of a receiver, once it printed "listening on". */
+  listening: Promise<number>;
   exited: Promise<number | null>;
   /** Peak RSS in KiB, written by the wrapper at exit. */
   peakRssKiB: () => Promise<number>;
 }
 
 /** Runs the CLI under bench/max-rss.js, which records its peak RSS; killed when the test ends. */
-function cli(t: TestContext, dir: string, label: string, args: string[], stdin?: Readable): Child {
+function cli(
+  t: TestContext,
+  dir: string,
+  label: string,
+  args: string[],
+  stdin?: Readable,
+  textStdout = true,
+): Child {
   const rssFile = join(dir, `${label}.rss`);
   const child = spawn(process.execPath, [MAX_RSS, rssFile, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
+  let stdout = '';
+  if (textStdout) {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+  }
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const listening = new Promise<number>((resolve, reject) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (match) resolve(Number(match[1]));
+    });
+    void exited.then(() => reject(new Error(`${label} exited: ${stderr}`)));
   });
+  listening.catch(() => {}); // only receivers are asked
   if (stdin === undefined) child.stdin?.end();
   else {
     child.stdin?.on('error', () => {}); // the sender may exit before it read everything
     stdin.pipe(child.stdin as NodeJS.WritableStream);
   }
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return {
     child,
     stderr: () => stderr,
+    stdout: () => stdout,
+    listening,
     exited,
     peakRssKiB: async () => Number(await readFile(rssFile, 'utf8')),
   };
@@ -80,7 +105,14 @@ function cli(t: TestContext, dir: string, label: string, args: string[], stdin?:
 
 /** Starts `recv --out -` and reads its stdout, `slow`ly if asked; resolves its port. */
 async function streamReceiver(t: TestContext, dir: string, args: string[], slow = false) {
-  const receiver = cli(t, dir, 'recv', ['recv', '--listen', '127.0.0.1:0', '--out', '-', ...args]);
+  const receiver = cli(
+    t,
+    dir,
+    'recv',
+    ['recv', '--listen', '127.0.0.1:0', '--out', '-', ...args],
+    undefined,
+    false,
+  );
   const hash = createHash('sha256');
   const out: Buffer[] = [];
   let bytes = 0;
@@ -96,15 +128,7 @@ async function streamReceiver(t: TestContext, dir: string, args: string[], slow 
     }
   });
   const ended = new Promise<void>((resolve) => stdout.on('end', resolve));
-  const port = await new Promise<number>((resolve, reject) => {
-    const check = () => {
-      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(receiver.stderr());
-      if (match) resolve(Number(match[1]));
-      else setTimeout(check, 10);
-    };
-    check();
-    void receiver.exited.then(() => reject(new Error(`recv exited: ${receiver.stderr()}`)));
-  });
+  const port = await receiver.listening;
   return {
     ...receiver,
     port,
@@ -122,16 +146,12 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
     const receiver = await streamReceiver(t, dir, []);
     const input = randomInput(size);
     const sender = cli(t, dir, 'send', ['send', `127.0.0.1:${receiver.port}`, '-', '--json'], input.stream);
-    let sent = '';
-    sender.child.stdout?.on('data', (chunk: Buffer) => {
-      sent += chunk.toString();
-    });
     assert.equal(await sender.exited, 0, sender.stderr());
     assert.equal(await receiver.exited, 0, receiver.stderr());
     const output = await receiver.output();
     assert.equal(output.bytes, size);
     assert.equal(output.sha256, await input.sha256);
-    const [item] = records(sent);
+    const [item] = records(sender.stdout());
     assert.equal(item?.status, 'confirmed');
     assert.equal(item?.bytes, size);
     // The default window is 16 MiB: neither side holds anything near the stream's size.
@@ -157,10 +177,6 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
       ['send', `127.0.0.1:${proxy.port}`, '-', '--json', '--window', '4M', ...fastRetries],
       input.stream,
     );
-    let sent = '';
-    sender.child.stdout?.on('data', (chunk: Buffer) => {
-      sent += chunk.toString();
-    });
     for (const at of [8, 24, 40]) {
       await proxy.waitForwarded(at * MiB);
       proxy.resetAll();
@@ -170,7 +186,7 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
     const output = await receiver.output();
     assert.equal(output.bytes, size);
     assert.equal(output.sha256, await input.sha256);
-    const [item] = records(sent);
+    const [item] = records(sender.stdout());
     assert.equal(item?.status, 'confirmed');
     assert.ok((item?.attempts as number) >= 4, `attempts ${item?.attempts}`);
     assert.ok((item?.resumedFrom as number) > 0, 'the last attempt resumed where stdout was');
@@ -231,14 +247,7 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
     const out = join(dir, 'out');
     const size = 48 * MiB;
     const first = cli(t, dir, 'recv1', ['recv', '--listen', '127.0.0.1:0', '--out', out]);
-    const port = async (c: Child) => {
-      for (;;) {
-        const match = /listening on 127\.0\.0\.1:(\d+)/.exec(c.stderr());
-        if (match) return Number(match[1]);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    };
-    const proxy = await FaultProxy.start(t, { target: await port(first), rate: 16 * MiB });
+    const proxy = await FaultProxy.start(t, { target: await first.listening, rate: 16 * MiB });
     const input = randomInput(size);
     const sender = cli(
       t,
@@ -247,18 +256,14 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
       ['send', `127.0.0.1:${proxy.port}`, '-', '--name', 'piped.bin', '--json', ...fastRetries],
       input.stream,
     );
-    let sent = '';
-    sender.child.stdout?.on('data', (chunk: Buffer) => {
-      sent += chunk.toString();
-    });
     await proxy.waitForwarded(size / 3);
     first.child.kill('SIGKILL');
     await first.exited;
     const second = cli(t, dir, 'recv2', ['recv', '--listen', '127.0.0.1:0', '--out', out, '--once']);
-    proxy.retarget(await port(second));
+    proxy.retarget(await second.listening);
     assert.equal(await sender.exited, 0, sender.stderr());
     assert.equal(await second.exited, 0, second.stderr());
-    const [item] = records(sent);
+    const [item] = records(sender.stdout());
     assert.ok((item?.resumedFrom as number) > 0, 'resumed from what the first receiver had fsynced');
     const placed = await sha256File(join(out, 'piped.bin'));
     assert.equal(placed, await input.sha256);

@@ -2,22 +2,16 @@
 // the order of durability is checked, not assumed, and a failing fsync or rename injected into
 // a real receiver never yields a confirmation, while the retry succeeds once the fault is gone.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { BIN, type Finished, records, run, tempDir } from './support/cli.js';
+import { BIN, type Finished, hasCommand, records, run, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
 
-function hasStrace(): boolean {
-  try {
-    execFileSync('strace', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const skip = hasStrace() ? false : 'strace is not installed (.ci/run installs it where it can)';
+const skip = hasCommand('strace', '-V')
+  ? false
+  : 'strace is not installed (.ci/run installs it where it can)';
 
 /** `ackship recv ARGS` under `strace STRACE_ARGS`; resolves its port once it listens. */
 async function tracedReceiver(t: TestContext, straceArgs: string[], args: string[]) {

@@ -7,16 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { run, startReceiver, tempDir } from './support/cli.js';
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { hasCommand, run, startReceiver, tempDir } from './support/cli.js';
 
 /** A self-signed certificate for 127.0.0.1 and localhost, valid for a day. */
 async function selfSigned(dir: string): Promise<{ cert: string; key: string; fingerprint: string }> {
@@ -64,7 +55,9 @@ async function setUp(t: TestContext) {
 }
 
 describe('TLS', {
-  skip: hasOpenssl() ? false : 'openssl is not installed (needed to make a test certificate)',
+  skip: hasCommand('openssl', 'version')
+    ? false
+    : 'openssl is not installed (needed to make a test certificate)',
 }, () => {
   test('trusting the receiver by its CA file, and by its pinned fingerprint: delivered', async (t) => {
     const { out, tls, send } = await setUp(t);

@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { type FileHandle, mkdir, open, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
-import { RejectCode } from '../protocol/constants.js';
+import { isRetryableReject, RejectCode } from '../protocol/constants.js';
 import { STATE_DIR_NAME } from '../protocol/names.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import { Semaphore } from './group-commit.js';
@@ -214,17 +214,15 @@ export class PartWriter implements ItemWriter {
     try {
       await this.#settled();
     } catch (err) {
-      await this.#release(false);
-      return {
-        type: 'reject',
-        code: ioRejectCode(err),
-        reason: `receiver could not write the item: ${message(err)}`,
-      };
+      // A last write can fail after the last DATA was taken (a full disk): refused for good,
+      // its partial is deleted here too.
+      const code = ioRejectCode(err);
+      await this.abandon(!isRetryableReject(code));
+      return { type: 'reject', code, reason: `receiver could not write the item: ${message(err)}` };
     }
     const hash = this.#hasher.digest();
     if (hash !== expected) {
-      await this.#release(false);
-      await unlink(this.#path).catch(() => {});
+      await this.abandon(true);
       return {
         type: 'reject',
         code: this.#offer.stream ? RejectCode.StreamMismatch : RejectCode.Checksum,

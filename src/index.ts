@@ -137,6 +137,8 @@ export interface ServeOptions {
   secret?: string | Uint8Array;
   /** Serve over TLS with this certificate and key (PEM). */
   tls?: ServerTls;
+  /** Seconds after its last write that a partial nobody resumed is deleted (default 7 days). */
+  partialTtl?: number;
   /** Closes the receiver (as close() does) when aborted. */
   signal?: AbortSignal;
 }
@@ -184,7 +186,9 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
     const toStream = typeof options.out !== 'string';
     const dir =
       typeof options.out === 'string' ? resolve(options.out) : await mkdtemp(join(tmpdir(), 'ackship-recv-'));
+    let sweeping: NodeJS.Timeout | undefined;
     const cleanup = async () => {
+      clearInterval(sweeping);
       if (toStream) await rm(dir, { recursive: true, force: true });
     };
     const placement =
@@ -199,6 +203,11 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
         .catch((err: Error) => {
           throw new LocalIoError(`cannot use ${dir} as the output directory: ${err.message}`);
         });
+      // Partials of senders that never came back: swept now, and every hour while serving.
+      const ttlMs = (options.partialTtl ?? DEFAULTS.partialTtlSeconds) * 1000;
+      await store.sweep(ttlMs);
+      sweeping = setInterval(() => void store.sweep(ttlMs), Math.min(ttlMs, 3_600_000));
+      sweeping.unref();
       const receiver = new Receiver(
         {
           listen,

@@ -2,7 +2,7 @@
 // confirmation, or a peer that speaks something else; and names that must never escape DIR.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
@@ -39,6 +39,22 @@ async function sendThroughThrottle(t: TestContext, size: number) {
 }
 
 describe('faults', () => {
+  test('partials nobody resumed within --partial-ttl are swept at start; fresh and journalled ones stay', async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    const parts = join(out, '.ackship', 'parts');
+    await mkdir(parts, { recursive: true });
+    const [old, fresh, journalled] = ['a', 'b', 'c'].map((c) => c.repeat(32));
+    const weekAgo = new Date(Date.now() - 8 * 86400_000);
+    for (const id of [old, fresh, journalled]) await writeFile(join(parts, id as string), 'partial');
+    for (const id of [old, journalled]) await utimes(join(parts, id as string), weekAgo, weekAgo);
+    // A journalled id whose placement a crash cut short: its retry still needs the part (§7).
+    const record = { id: journalled, size: 7, hash: '0000000000000000', name: 'later.txt' };
+    await writeFile(join(out, '.ackship', 'confirmed.jsonl'), `${JSON.stringify(record)}\n`);
+    await startReceiver(t, ['--out', out, '--partial-ttl', '7d']);
+    assert.deepEqual((await readdir(parts)).sort(), [fresh, journalled]);
+  });
+
   test('a receiver whose stderr reader went away keeps serving (it has something to say then)', async (t) => {
     const dir = await tempDir(t);
     const out = join(dir, 'out');

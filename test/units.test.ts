@@ -35,9 +35,15 @@ test('parseSize reads plain bytes and binary and decimal units', () => {
   assert.throws(() => parseSize('9999999T'), /too large/);
 });
 
-test('parseSeconds takes positive numbers only', () => {
+test('parseSeconds takes positive durations, in seconds or with a unit', () => {
   assert.equal(parseSeconds('0.5'), 0.5);
-  for (const bad of ['0', '-1', '', 'soon', 'Infinity']) assert.throws(() => parseSeconds(bad));
+  assert.equal(parseSeconds('30'), 30);
+  assert.equal(parseSeconds('90s'), 90);
+  assert.equal(parseSeconds('10m'), 600);
+  assert.equal(parseSeconds('1.5h'), 5400);
+  assert.equal(parseSeconds('7d'), 604800);
+  for (const bad of ['0', '-1', '', 'soon', 'Infinity', '5w', '0d', '1e3'])
+    assert.throws(() => parseSeconds(bad));
 });
 
 test('formatBytes', () => {

@@ -39,11 +39,16 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** Seconds as a positive decimal (`30`, `0.5`); throws a message on anything else. */
+const SECONDS_PER: Readonly<Record<string, number>> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** A positive duration in seconds: `30`, `0.5`, or with a unit, `90s`, `10m`, `2h`, `7d`; throws a message on anything else. */
 export function parseSeconds(text: string): number {
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value <= 0) {
-    throw new Error(`"${text}" is not a positive number of seconds`);
+  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([smhd]?)\s*$/i.exec(text);
+  const value = match
+    ? Number(match[1]) * (SECONDS_PER[(match[2] ?? '').toLowerCase()] ?? Number.NaN)
+    : Number.NaN;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new Error(`"${text}" is not a positive duration (examples: 30, 0.5, 10m, 2h, 7d)`);
   }
   return value;
 }

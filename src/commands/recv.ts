@@ -116,6 +116,12 @@ ${EXIT_STATUS_HELP}`;
       description: 'Replace existing files (atomically); without it an existing name is rejected.',
       env: 'ACKSHIP_OVERWRITE',
     }),
+    'partial-ttl': secondsFlag({
+      default: DEFAULTS.partialTtlSeconds,
+      description:
+        'How long after its last write a partial that no sender resumed is deleted (e.g. 7d, 12h); checked at start and hourly.',
+      env: 'ACKSHIP_PARTIAL_TTL',
+    }),
     'secret-file': Flags.string({
       description:
         'File holding a shared secret every sender must prove it knows (only its owner may read it); ACKSHIP_SECRET also gives one.',
@@ -177,6 +183,7 @@ ${EXIT_STATUS_HELP}`;
       maxNameLength: flags['max-name'],
       ...(secret !== undefined && { secret }),
       ...(tls !== undefined && { tls }),
+      partialTtl: flags['partial-ttl'],
       ...(flags['max-size'] !== undefined && { maxSize: flags['max-size'] }),
     }).catch(async (err: unknown) => {
       await sink?.close();

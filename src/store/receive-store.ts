@@ -2,7 +2,7 @@
 // transfer id, kept for resume, and the journal of confirmed ids.
 
 import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, statfs, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
 import { isRetryableReject, RejectCode } from '../protocol/constants.js';
@@ -286,6 +286,8 @@ export class ReceiveStore {
   readonly #partsDir: string;
   readonly #active = new Map<string, PartWriter>();
   readonly #openParts = new Semaphore(MAX_OPEN_PARTS);
+  /** Ids whose OFFER is being answered: their part must not be swept away meanwhile. */
+  readonly #opening = new Set<string>();
 
   private constructor(journal: ConfirmedJournal, placement: Placement, partsDir: string) {
     this.journal = journal;
@@ -306,6 +308,7 @@ export class ReceiveStore {
   async open(offer: ValidOffer): Promise<OpenResult> {
     const id = offer.id.toString('hex');
     const path = join(this.#partsDir, id);
+    this.#opening.add(id);
     try {
       const confirmed = this.journal.get(id);
       if (confirmed !== undefined) return { decision: await this.#confirmAgain(confirmed, offer, path) };
@@ -358,6 +361,8 @@ export class ReceiveStore {
           reason: `receiver could not open the item: ${message(err)}`,
         },
       };
+    } finally {
+      this.#opening.delete(id);
     }
   }
 
@@ -400,6 +405,23 @@ export class ReceiveStore {
     this.#openParts.release();
     const key = id.toString('hex');
     if (this.#active.get(key) === writer) this.#active.delete(key);
+  }
+
+  /**
+   * Deletes the partials nobody wrote to for `ttlMs`: senders that never came back. Skips parts
+   * in use, and parts of journalled ids, whose retry will still place them (§7).
+   */
+  async sweep(ttlMs: number): Promise<number> {
+    let removed = 0;
+    for (const id of await readdir(this.#partsDir)) {
+      const info = await stat(join(this.#partsDir, id)).catch(() => undefined);
+      if (info === undefined || Date.now() - info.mtimeMs <= ttlMs) continue;
+      // Checked right before the unlink, with no await between: an OFFER that began meanwhile is seen.
+      if (this.#active.has(id) || this.#opening.has(id) || this.journal.get(id) !== undefined) continue;
+      await unlink(join(this.#partsDir, id)).catch(() => {});
+      removed++;
+    }
+    return removed;
   }
 
   async close(): Promise<void> {

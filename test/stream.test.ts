@@ -242,6 +242,25 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
     });
   }
 
+  test('a receiver older than streams (v2) gets stdin spooled and sent as a file, unasked', async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    const receiver = cli(t, dir, 'recv', ['recv', '--listen', '127.0.0.1:0', '--out', out, '--once']);
+    const proxy = await FaultProxy.start(t, { target: await receiver.listening, capVersion: 2 });
+    const input = randomInput(3 * MiB);
+    const sender = cli(
+      t,
+      dir,
+      'send',
+      ['send', `127.0.0.1:${proxy.port}`, '-', '--name', 'old.bin', '--json'],
+      input.stream,
+    );
+    assert.equal(await sender.exited, 0, sender.stderr());
+    assert.equal(await receiver.exited, 0, receiver.stderr());
+    assert.equal(records(sender.stdout())[0]?.bytes, 3 * MiB);
+    assert.equal(await sha256File(join(out, 'old.bin')), await input.sha256);
+  });
+
   test('a stream into a directory survives a receiver killed mid-stream and started again', async (t) => {
     const dir = await tempDir(t);
     const out = join(dir, 'out');

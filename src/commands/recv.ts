@@ -71,7 +71,7 @@ ${EXIT_STATUS_HELP}`;
     }),
     insecure: Flags.boolean({
       description:
-        'Listen on an address other than loopback without a shared secret: anyone who can reach it may send.',
+        'Listen on an address other than loopback without a shared secret or TLS: anyone who can reach it may send.',
       env: 'ACKSHIP_INSECURE',
     }),
     listen: Flags.string({
@@ -119,7 +119,7 @@ ${EXIT_STATUS_HELP}`;
     'partial-ttl': secondsFlag({
       default: DEFAULTS.partialTtlSeconds,
       description:
-        'How long after its last write a partial that no sender resumed is deleted (e.g. 7d, 12h); checked at start and hourly.',
+        'How long after its last write a partial that no sender resumed is deleted (default 7d; e.g. 12h); checked at start and hourly.',
       env: 'ACKSHIP_PARTIAL_TTL',
     }),
     'secret-file': Flags.string({

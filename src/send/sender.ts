@@ -1,7 +1,9 @@
 // Delivers items to one receiver, one at a time over one reused connection, retrying each
 // until the receiver confirms it (PROTOCOL.md §6). An item counts only on a matching CONFIRM.
 import type { FileHandle } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   InputError,
   PeerError,
@@ -18,7 +20,7 @@ import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { ABORTED, untilAborted } from './abortable.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
 import { Connection, type PeerTrust, type SlotLink } from './connection.js';
-import type { Source } from './sources.js';
+import { type Source, spooledSource } from './sources.js';
 import type { StreamWindow } from './stream-window.js';
 
 export interface SenderOptions {
@@ -53,6 +55,16 @@ export interface TransferEvents {
 
 type Tally = Pick<Delivery, 'bytesSent' | 'resumedFrom'>;
 
+/** The receiver speaks a version before streams (v3). */
+class StreamsUnsupported extends RejectedError {
+  constructor(version: number, label: string) {
+    super(
+      `the receiver speaks protocol version ${version}, which cannot take ${label} as a stream; send it with --spool`,
+      0,
+    );
+  }
+}
+
 function isRetryable(err: unknown): boolean {
   return err instanceof TransientError || (err instanceof PeerError && err.retryable);
 }
@@ -76,30 +88,46 @@ export class Sender {
   async deliver(source: Source, id: Buffer, events: TransferEvents = {}): Promise<Delivery> {
     const { retry, signal } = this.#options;
     const tally: Tally = { bytesSent: 0, resumedFrom: 0 };
-    // Retries count failures in a row: a long stream that keeps moving between resets goes on.
-    for (let attempt = 1, failures = 0; ; attempt++) {
-      const released = source.stream?.released;
-      try {
-        const connection = await this.#connect();
-        const { size, hash } = await connection.withSlot((link) =>
-          source.stream === undefined
-            ? this.#attempt(connection, link, source, id, tally, events)
-            : streamAttempt(connection, link, source, source.stream, id, tally, events),
-        );
-        return { size, hash, attempts: attempt, ...tally };
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        if (!isRetryable(err)) throw err;
-        failures = source.stream !== undefined && source.stream.released > (released ?? 0) ? 1 : failures + 1;
-        if (failures > retry.retries) {
-          throw new UnconfirmedError(
-            `not confirmed after ${attempt} attempts: ${(err as Error).message}; run the same send again to resume`,
+    /** What goes on the wire: `source`, or its spool when the receiver cannot take streams. */
+    let sending = source;
+    let spoolDir: string | undefined;
+    try {
+      // Retries count failures in a row: a long stream that keeps moving between resets goes on.
+      for (let attempt = 1, failures = 0; ; attempt++) {
+        const released = sending.stream?.released;
+        try {
+          const connection = await this.#connect();
+          const { size, hash } = await connection.withSlot((link) =>
+            sending.stream === undefined
+              ? this.#attempt(connection, link, sending, id, tally, events)
+              : streamAttempt(connection, link, sending, sending.stream, id, tally, events),
           );
+          return { size, hash, attempts: attempt, ...tally };
+        } catch (err) {
+          if (signal.aborted) throw signal.reason;
+          const input = err instanceof StreamsUnsupported ? sending.stream?.takeInput() : undefined;
+          if (input !== undefined) {
+            // A receiver older than streams: spool the input, as senders before v3 did, and send a file.
+            spoolDir = await mkdtemp(join(tmpdir(), 'ackship-spool-'));
+            sending = await spooledSource(input, source.name, source.label, join(spoolDir, 'stream'), signal);
+            attempt--;
+            continue;
+          }
+          if (!isRetryable(err)) throw err;
+          failures =
+            sending.stream !== undefined && sending.stream.released > (released ?? 0) ? 1 : failures + 1;
+          if (failures > retry.retries) {
+            throw new UnconfirmedError(
+              `not confirmed after ${attempt} attempts: ${(err as Error).message}; run the same send again to resume`,
+            );
+          }
+          const delayMs = retryDelay(retry, attempt);
+          events.retry?.(source, attempt, err as Error, delayMs);
+          await sleep(delayMs, signal);
         }
-        const delayMs = retryDelay(retry, attempt);
-        events.retry?.(source, attempt, err as Error, delayMs);
-        await sleep(delayMs, signal);
       }
+    } finally {
+      if (spoolDir !== undefined) await rm(spoolDir, { recursive: true, force: true });
     }
   }
 
@@ -213,12 +241,7 @@ async function streamAttempt(
   tally: Tally,
   events: TransferEvents,
 ): Promise<{ size: number; hash: bigint }> {
-  if (connection.version < 3) {
-    throw new RejectedError(
-      `the receiver speaks protocol version ${connection.version}, which cannot take ${source.label} as a stream; send it with --spool`,
-      0,
-    );
-  }
+  if (connection.version < 3) throw new StreamsUnsupported(connection.version, source.label);
   // Known when the input ended in an earlier attempt, whose TRAILER may have been confirmed.
   const known = stream.total;
   const item = new SenderItem(link.slot, { id, size: known?.size, name: source.name, stream: true });

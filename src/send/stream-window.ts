@@ -8,7 +8,10 @@ import { createHasher } from '../hash.js';
 import { MAX_CHUNK_LEN } from '../protocol/constants.js';
 
 export class StreamWindow {
-  readonly #input: AsyncIterator<Buffer>;
+  readonly #input: Readable;
+  /** Made on the first read, so that an untouched input can still be handed to a spool. */
+  #reader: AsyncIterator<Buffer> | undefined;
+  #handedOff = false;
   readonly #label: string;
   readonly #limit: number;
   /** Unacknowledged bytes, contiguous, the first starting at #base. */
@@ -22,7 +25,7 @@ export class StreamWindow {
   readonly #waiting: Array<() => void> = [];
 
   constructor(input: Readable, label: string, limit: number) {
-    this.#input = input[Symbol.asyncIterator]();
+    this.#input = input;
     this.#label = label;
     this.#limit = Math.max(limit, MAX_CHUNK_LEN);
   }
@@ -35,6 +38,13 @@ export class StreamWindow {
   /** The stream's length and xxHash64, once the input ended; else undefined. */
   get total(): { size: number; hash: bigint } | undefined {
     return this.#hash === undefined ? undefined : { size: this.#read, hash: this.#hash };
+  }
+
+  /** The input itself, for a receiver that cannot take streams, if not a byte of it was read yet. */
+  takeInput(): Readable | undefined {
+    if (this.#reader !== undefined) return undefined;
+    this.#handedOff = true;
+    return this.#input;
   }
 
   /** The receiver holds `offset` bytes durably; an offset outside what we still hold is its fault. */
@@ -104,7 +114,9 @@ export class StreamWindow {
   async #fill(): Promise<void> {
     let next: IteratorResult<Buffer>;
     try {
-      next = await this.#input.next();
+      if (this.#handedOff) throw new Error('the input was handed to a spool');
+      this.#reader ??= this.#input[Symbol.asyncIterator]();
+      next = await this.#reader.next();
     } catch (err) {
       throw new InputError(`cannot read ${this.#label}: ${(err as Error).message}`);
     }

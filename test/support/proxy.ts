@@ -34,6 +34,8 @@ export interface ProxyOptions extends ConnectionFaults {
   dribble?: boolean;
   /** The faults of connection `n` (counting from 0). */
   faultsFor?: (n: number) => ConnectionFaults;
+  /** Lower the highest protocol version both hellos announce to this, on every connection: an older peer. */
+  capVersion?: number;
 }
 
 export class FaultProxy extends EventEmitter {
@@ -155,6 +157,12 @@ export class FaultProxy extends EventEmitter {
       const at = seen;
       seen += data.length;
       let chunk = data;
+      const { capVersion } = this.#options;
+      const maxVersion = 5 - at; // the hello's max_version byte
+      if (capVersion !== undefined && maxVersion >= 0 && maxVersion < chunk.length) {
+        chunk = Buffer.from(chunk);
+        chunk[maxVersion] = Math.min(chunk[maxVersion] as number, capVersion);
+      }
       const flip = faults.corruptAt === undefined ? -1 : faults.corruptAt - at;
       if (flip >= 0 && flip < chunk.length) {
         chunk = Buffer.from(chunk);

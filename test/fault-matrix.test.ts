@@ -3,7 +3,7 @@
 // with exit 75 and a reason), the receiver places exactly one whole file and no partial stays,
 // and it serves another sender meanwhile.
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { records, run, startReceiver, tempDir } from './support/cli.js';
@@ -96,7 +96,6 @@ describe('faults on the wire', () => {
 
   test('the CONFIRM of an empty directory swallowed: the retry is confirmed again, and the tree is whole', async (t) => {
     const { dir, out, proxy, send } = await setUp(t, { reply: { swallowAfter: AFTER_ACCEPT } }, 0);
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(join(dir, 'tree', 'empty'), { recursive: true });
     const sent = await send(proxy.port, join(dir, 'tree'), ['-r'], 'state');
     assert.equal(sent.code, 0, sent.stderr);

@@ -3,7 +3,7 @@
 // moved on, and a name over the limit is refused; meanwhile other senders are served.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
@@ -86,7 +86,6 @@ describe('receiver limits', () => {
     const dir = await tempDir(t);
     const src = join(dir, 'src');
     const out = join(dir, 'out');
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(src);
     for (let i = 0; i < 10; i++) await writeFile(join(src, `f${i}`), `item ${i}`);
     const receiver = await startReceiver(t, ['--out', out, '--max-items', '3']);

@@ -139,6 +139,23 @@ async function streamReceiver(t: TestContext, dir: string, args: string[], slow 
   };
 }
 
+/** Both ends exited 0, stdout holds exactly the input, and the sender's record says confirmed; returns that record. */
+async function assertDelivered(
+  sender: Child,
+  receiver: Awaited<ReturnType<typeof streamReceiver>>,
+  input: ReturnType<typeof randomInput>,
+  size: number,
+): Promise<Record<string, unknown>> {
+  assert.equal(await sender.exited, 0, sender.stderr());
+  assert.equal(await receiver.exited, 0, receiver.stderr());
+  const output = await receiver.output();
+  assert.equal(output.bytes, size);
+  assert.equal(output.sha256, await input.sha256);
+  const [item] = records(sender.stdout());
+  assert.equal(item?.status, 'confirmed');
+  return item as Record<string, unknown>;
+}
+
 describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
   test('300 MiB through `send -` and `recv --out -`: the same bytes, with both sides in bounded memory', async (t) => {
     const dir = await tempDir(t);
@@ -146,14 +163,8 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
     const receiver = await streamReceiver(t, dir, []);
     const input = randomInput(size);
     const sender = cli(t, dir, 'send', ['send', `127.0.0.1:${receiver.port}`, '-', '--json'], input.stream);
-    assert.equal(await sender.exited, 0, sender.stderr());
-    assert.equal(await receiver.exited, 0, receiver.stderr());
-    const output = await receiver.output();
-    assert.equal(output.bytes, size);
-    assert.equal(output.sha256, await input.sha256);
-    const [item] = records(sender.stdout());
-    assert.equal(item?.status, 'confirmed');
-    assert.equal(item?.bytes, size);
+    const item = await assertDelivered(sender, receiver, input, size);
+    assert.equal(item.bytes, size);
     // The default window is 16 MiB: neither side holds anything near the stream's size.
     for (const [side, child] of [
       ['sender', sender],
@@ -181,15 +192,9 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
       await proxy.waitForwarded(at * MiB);
       proxy.resetAll();
     }
-    assert.equal(await sender.exited, 0, sender.stderr());
-    assert.equal(await receiver.exited, 0, receiver.stderr());
-    const output = await receiver.output();
-    assert.equal(output.bytes, size);
-    assert.equal(output.sha256, await input.sha256);
-    const [item] = records(sender.stdout());
-    assert.equal(item?.status, 'confirmed');
-    assert.ok((item?.attempts as number) >= 4, `attempts ${item?.attempts}`);
-    assert.ok((item?.resumedFrom as number) > 0, 'the last attempt resumed where stdout was');
+    const item = await assertDelivered(sender, receiver, input, size);
+    assert.ok((item.attempts as number) >= 4, `attempts ${item.attempts}`);
+    assert.ok((item.resumedFrom as number) > 0, 'the last attempt resumed where stdout was');
   });
 
   test('a corrupted chunk is refused before it reaches stdout, and the stream resumes', async (t) => {

@@ -131,9 +131,11 @@ class StdoutStreamWriter implements ItemWriter {
       this.onDurable(end);
     });
     this.#flushed.catch(() => {}); // a failure is seen by the next write or the commit
+    if (!this.#out.writableNeedDrain) return;
+    // stdout is behind: wait, so that its reader's pace reaches the sender through TCP, and keep
+    // the sender from taking the silence for a dead receiver.
     const keepalive = setInterval(() => this.onDurable(this.#durable), KEEPALIVE_MS);
     try {
-      // Wait while stdout is behind: its reader's pace reaches the sender through TCP.
       await Promise.race([this.#flushed, drained(this.#out)]);
     } catch (err) {
       state.failure = `stdout failed after ${state.emitted - payload.length} bytes: ${(err as Error).message}`;
@@ -171,8 +173,7 @@ class StdoutStreamWriter implements ItemWriter {
   async abandon(): Promise<void> {}
 }
 
-/** Resolves once `out` has room again (at once when it has room now). */
+/** Resolves once `out` has room again. */
 function drained(out: Writable): Promise<void> {
-  if (!out.writableNeedDrain) return Promise.resolve();
   return new Promise((resolve) => out.once('drain', resolve));
 }

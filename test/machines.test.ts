@@ -274,14 +274,15 @@ describe('stream items (v3)', async () => {
 
   test('a stream never starts over, and files and streams do not mix their frames', () => {
     assert.equal(failure(streaming(5).receive(chunk(0, 'hello'))).wireCode, ErrorCode.Malformed);
-    assert.equal(failure(streaming().receive(data(0, 'x'))).wireCode, ErrorCode.Malformed);
+    // §6: a frame of the other kind of item is well formed but out of place: "unexpected".
+    assert.equal(failure(streaming().receive(data(0, 'x'))).wireCode, ErrorCode.Unexpected);
     assert.equal(
       failure(streaming().receive({ kind: Kind.End, slot: 1, hash: 0n })).wireCode,
-      ErrorCode.Malformed,
+      ErrorCode.Unexpected,
     );
     assert.equal(failure(streaming().receive(chunk(0, ''))).wireCode, ErrorCode.Malformed);
     const file = accepted(5);
-    assert.equal(failure(file.receive(chunk(0, 'hello'))).wireCode, ErrorCode.Malformed);
+    assert.equal(failure(file.receive(chunk(0, 'hello'))).wireCode, ErrorCode.Unexpected);
   });
 
   test('a TRAILER that declares another length than was received breaks the session', () => {
@@ -291,6 +292,27 @@ describe('stream items (v3)', async () => {
       failure(machine.receive({ kind: Kind.Trailer, slot: 1, size: 6, hash: 0n })).wireCode,
       ErrorCode.Malformed,
     );
+  });
+
+  test('one transfer id offered twice on one connection is unexpected', () => {
+    const machine = receiver();
+    assert.equal(machine.receive(offer(5))[0]?.type, 'open');
+    const again = { ...(offer(5, 'other') as Extract<Frame, { kind: 1 }>), slot: 2 };
+    assert.equal(failure(machine.receive(again)).wireCode, ErrorCode.Unexpected);
+  });
+
+  test('an mtime no filesystem call can set, or a name component over 255 bytes, is refused at OFFER for good', () => {
+    for (const frame of [
+      { ...(offer(5) as Extract<Frame, { kind: 1 }>), mtimeMs: 8.64e15 + 1 },
+      { ...(offer(5) as Extract<Frame, { kind: 1 }>), mtimeMs: -(2 ** 62) },
+      offer(5, `d/${'x'.repeat(256)}`),
+    ]) {
+      const [send, rejected] = receiver().receive(frame);
+      assert.ok(
+        send?.type === 'send' && send.frame.kind === Kind.Reject && send.frame.code === RejectCode.BadName,
+      );
+      assert.ok(rejected?.type === 'rejected' && rejected.final);
+    }
   });
 
   test('a v2 session may not offer a stream', () => {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { AckshipError } from '../src/errors.js';
+import { EncodeError } from '../src/protocol/buffer-cursor.js';
 import { encodeFrame, encodeHello, type Frame, type Hello } from '../src/protocol/codec.js';
 import { Kind, Role } from '../src/protocol/constants.js';
 import { FrameParser, type Incoming } from '../src/protocol/frame-parser.js';
@@ -186,4 +187,44 @@ test('the shared-secret example of PROTOCOL.md §2.1: both proofs, the key, the 
   const stranger = new SecretProof(Buffer.from('wrong'), Role.Receiver, version, receiverNonce);
   stranger.answer(sender.challenge());
   assert.throws(() => stranger.check(senderProof), /wrong secret/);
+});
+
+describe('the encoder checks every field before it writes a byte', () => {
+  const good: Frame = {
+    kind: Kind.Offer,
+    slot: 0,
+    id: Buffer.alloc(16),
+    size: 1,
+    mtimeMs: 1,
+    name: Buffer.from('x'),
+  };
+  for (const [what, frame] of [
+    ['a 2-byte transfer id', { ...good, id: Buffer.alloc(2) }],
+    ['a name over 4096 bytes', { ...good, name: Buffer.alloc(4097, 0x61) }],
+    ['a slot past u32', { ...good, slot: 2 ** 32 }],
+    ['a negative size', { ...good, size: -1 }],
+    ['a size past 2^53', { ...good, size: 2 ** 53 }],
+    ['an mtime past i64', { ...good, mtimeMs: 2 ** 64 }],
+    ['a hash past u64', { kind: Kind.End, slot: 0, hash: 1n << 64n }],
+    ['a reject code past u16', { kind: Kind.Reject, slot: 0, code: 70000, reason: '' }],
+    ['a payload over 1 MiB', { kind: Kind.Data, slot: 0, offset: 0, payload: Buffer.alloc(1024 * 1024 + 1) }],
+    [
+      'a CONFIRM tag of 31 bytes',
+      { kind: Kind.Confirm, slot: 0, id: Buffer.alloc(16), size: 0, hash: 0n, tag: Buffer.alloc(31) },
+    ],
+    ['a short session id', { kind: Kind.Session, id: Buffer.alloc(15) }],
+    ['a short nonce', { kind: Kind.Challenge, nonce: Buffer.alloc(8) }],
+  ] as Array<[string, Frame]>) {
+    test(`refuses ${what}`, () => {
+      assert.throws(() => encodeFrame(frame), EncodeError);
+    });
+  }
+
+  test('a frame that fits is every byte written: no unfilled buffer bytes', () => {
+    for (let i = 0; i < 20; i++) {
+      const bytes = Buffer.concat(encodeFrame(good));
+      assert.equal(bytes.toString('hex'), Buffer.concat(encodeFrame(good)).toString('hex'));
+      assert.equal(bytes.length, 5 + 41 + 1);
+    }
+  });
 });

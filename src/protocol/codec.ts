@@ -1,5 +1,6 @@
 // Pure encoders and decoders of hellos and frame bodies (PROTOCOL.md §2–§4).
 import { ProtocolError } from '../errors.js';
+import { BufferReader, BufferWriter, EncodeError } from './buffer-cursor.js';
 import {
   ACCEPT_LEN,
   ACK_LEN,
@@ -15,6 +16,8 @@ import {
   Kind,
   MAC_LEN,
   MAGIC,
+  MAX_CHUNK_LEN,
+  MAX_NAME_LEN,
   MAX_TEXT_LEN,
   NONCE_LEN,
   OFFER_FIXED_LEN,
@@ -139,33 +142,30 @@ export type Frame =
 
 /** §2: the 8 bytes each side sends first. */
 export function encodeHello(hello: Hello): Buffer {
-  const out = Buffer.alloc(HELLO_LEN);
-  MAGIC.copy(out, 0);
-  out.writeUInt8(hello.minVersion, 4);
-  out.writeUInt8(hello.maxVersion, 5);
-  out.writeUInt8(hello.role, 6);
-  out.writeUInt8(hello.secret ? HelloFlag.Secret : 0, 7);
-  return out;
+  return new BufferWriter(HELLO_LEN)
+    .bytes('magic', MAGIC, MAGIC.length)
+    .u8('min version', hello.minVersion)
+    .u8('max version', hello.maxVersion)
+    .u8('role', hello.role)
+    .u8('flags', hello.secret ? HelloFlag.Secret : 0)
+    .finish();
 }
 
 /** §2: returns undefined when the bytes are not an ackship hello at all. */
 export function decodeHello(bytes: Buffer): Hello | undefined {
   if (bytes.length !== HELLO_LEN || !bytes.subarray(0, 4).equals(MAGIC)) return undefined;
-  const hello: Hello = {
-    minVersion: bytes.readUInt8(4),
-    maxVersion: bytes.readUInt8(5),
-    role: bytes.readUInt8(6) as Role,
-  };
+  const r = new BufferReader(bytes.subarray(MAGIC.length));
+  const hello: Hello = { minVersion: r.u8(), maxVersion: r.u8(), role: r.u8() as Role };
   // Other bits are reserved: ignored, as versions before §2.1 ignored the whole byte.
-  if (bytes.readUInt8(7) & HelloFlag.Secret) hello.secret = true;
+  if (r.u8() & HelloFlag.Secret) hello.secret = true;
   return hello;
 }
 
-function header(kind: Kind, bodyLen: number, fixedLen: number): { buf: Buffer; at: number } {
-  const buf = Buffer.allocUnsafe(FRAME_HEADER_LEN + fixedLen);
-  buf.writeUInt8(kind, 0);
-  buf.writeUInt32BE(bodyLen, 1);
-  return { buf, at: FRAME_HEADER_LEN };
+/** The frame header (§3) and the fixed part of a body, as one buffer filled by a writer. */
+function fixed(kind: Kind, fixedLen: number, variableLen = 0): BufferWriter {
+  return new BufferWriter(FRAME_HEADER_LEN + fixedLen)
+    .u8('frame kind', kind)
+    .u32('body length', fixedLen + variableLen);
 }
 
 function clipText(text: string): Buffer {
@@ -173,92 +173,112 @@ function clipText(text: string): Buffer {
   return bytes.length <= MAX_TEXT_LEN ? bytes : bytes.subarray(0, MAX_TEXT_LEN);
 }
 
+/** A variable part of at most `max` bytes, sent as its own buffer. */
+function upTo(what: string, value: Buffer, max: number): Buffer {
+  if (value.length > max) throw new EncodeError(`${what} is ${value.length} bytes, more than ${max}`);
+  return value;
+}
+
+/** A variable part of exactly `length` bytes, sent as its own buffer. */
+function exactly(what: string, value: Buffer, length: number): Buffer {
+  if (value.length !== length) throw new EncodeError(`${what} must be ${length} bytes, got ${value.length}`);
+  return value;
+}
+
 /**
  * Encodes one frame as buffers to be written in order. A DATA payload or a name is never
- * copied: it is returned as its own buffer after the fixed part.
+ * copied: it is returned as its own buffer after the fixed part. A field that does not fit
+ * throws an EncodeError: nothing of the frame is returned.
  */
 export function encodeFrame(frame: Frame): Buffer[] {
   switch (frame.kind) {
     case Kind.Offer: {
-      const { buf, at } = header(Kind.Offer, OFFER_FIXED_LEN + frame.name.length, OFFER_FIXED_LEN);
-      let o = buf.writeUInt32BE(frame.slot, at);
-      o += frame.id.copy(buf, o);
-      o = buf.writeBigUInt64BE(BigInt(frame.size), o);
+      const name = upTo('OFFER name', frame.name, MAX_NAME_LEN);
       const flags =
         (frame.mode !== undefined ? OfferFlag.HasMode : 0) |
         (frame.mtimeMs !== undefined ? OfferFlag.HasMtime : 0) |
         (frame.directory ? OfferFlag.Directory : 0) |
         (frame.stream ? OfferFlag.Stream : 0);
-      o = buf.writeUInt8(flags, o);
-      o = buf.writeUInt32BE(frame.mode ?? 0, o);
-      buf.writeBigInt64BE(BigInt(Math.trunc(frame.mtimeMs ?? 0)), o);
-      return [buf, frame.name];
+      const head = fixed(Kind.Offer, OFFER_FIXED_LEN, name.length)
+        .u32('slot', frame.slot)
+        .bytes('transfer id', frame.id, TRANSFER_ID_LEN)
+        .length('declared size', frame.size)
+        .u8('flags', flags)
+        .u32('mode', frame.mode ?? 0)
+        .i64('mtime_ms', Math.trunc(frame.mtimeMs ?? 0))
+        .finish();
+      return [head, name];
     }
-    case Kind.Accept: {
-      const { buf, at } = header(Kind.Accept, ACCEPT_LEN, ACCEPT_LEN);
-      const o = buf.writeBigUInt64BE(BigInt(frame.offset), buf.writeUInt32BE(frame.slot, at));
-      buf.writeBigUInt64BE(frame.prefixHash, o);
-      return [buf];
-    }
+    case Kind.Accept:
+      return [
+        fixed(Kind.Accept, ACCEPT_LEN)
+          .u32('slot', frame.slot)
+          .length('offset', frame.offset)
+          .u64('prefix hash', frame.prefixHash)
+          .finish(),
+      ];
     case Kind.Reject: {
       const reason = clipText(frame.reason);
-      const { buf, at } = header(Kind.Reject, REJECT_FIXED_LEN + reason.length, REJECT_FIXED_LEN);
-      buf.writeUInt16BE(frame.code, buf.writeUInt32BE(frame.slot, at));
-      return [buf, reason];
+      const head = fixed(Kind.Reject, REJECT_FIXED_LEN, reason.length)
+        .u32('slot', frame.slot)
+        .u16('reject code', frame.code)
+        .finish();
+      return [head, reason];
     }
     case Kind.Data: {
-      const { buf, at } = header(Kind.Data, DATA_FIXED_LEN + frame.payload.length, DATA_FIXED_LEN);
-      buf.writeBigUInt64BE(BigInt(frame.offset), buf.writeUInt32BE(frame.slot, at));
-      return [buf, frame.payload];
+      const payload = upTo('DATA payload', frame.payload, MAX_CHUNK_LEN);
+      const head = fixed(Kind.Data, DATA_FIXED_LEN, payload.length)
+        .u32('slot', frame.slot)
+        .length('offset', frame.offset)
+        .finish();
+      return [head, payload];
     }
-    case Kind.End: {
-      const { buf, at } = header(Kind.End, END_LEN, END_LEN);
-      buf.writeBigUInt64BE(frame.hash, buf.writeUInt32BE(frame.slot, at));
-      return [buf];
-    }
+    case Kind.End:
+      return [fixed(Kind.End, END_LEN).u32('slot', frame.slot).u64('hash', frame.hash).finish()];
     case Kind.Confirm: {
-      const tag = frame.tag ?? Buffer.alloc(0);
-      const { buf, at } = header(Kind.Confirm, CONFIRM_LEN + tag.length, CONFIRM_LEN);
-      let o = buf.writeUInt32BE(frame.slot, at);
-      o += frame.id.copy(buf, o);
-      buf.writeBigUInt64BE(frame.hash, buf.writeBigUInt64BE(BigInt(frame.size), o));
-      return tag.length > 0 ? [buf, tag] : [buf];
+      const tag = frame.tag === undefined ? undefined : exactly('CONFIRM tag', frame.tag, MAC_LEN);
+      const head = fixed(Kind.Confirm, CONFIRM_LEN, tag?.length ?? 0)
+        .u32('slot', frame.slot)
+        .bytes('transfer id', frame.id, TRANSFER_ID_LEN)
+        .length('size', frame.size)
+        .u64('hash', frame.hash)
+        .finish();
+      return tag === undefined ? [head] : [head, tag];
     }
-    case Kind.Challenge: {
-      const { buf } = header(Kind.Challenge, NONCE_LEN, 0);
-      return [buf, frame.nonce];
-    }
-    case Kind.Proof: {
-      const { buf } = header(Kind.Proof, MAC_LEN, 0);
-      return [buf, frame.proof];
-    }
-    case Kind.Session: {
-      const { buf, at } = header(Kind.Session, SESSION_LEN, SESSION_LEN);
-      frame.id.copy(buf, at);
-      return [buf];
-    }
+    case Kind.Challenge:
+      return [
+        fixed(Kind.Challenge, 0, NONCE_LEN).finish(),
+        exactly('CHALLENGE nonce', frame.nonce, NONCE_LEN),
+      ];
+    case Kind.Proof:
+      return [fixed(Kind.Proof, 0, MAC_LEN).finish(), exactly('PROOF', frame.proof, MAC_LEN)];
+    case Kind.Session:
+      return [fixed(Kind.Session, SESSION_LEN).bytes('session id', frame.id, SESSION_LEN).finish()];
     case Kind.Chunk: {
-      const { buf, at } = header(Kind.Chunk, CHUNK_FIXED_LEN + frame.payload.length, CHUNK_FIXED_LEN);
-      const o = buf.writeBigUInt64BE(BigInt(frame.offset), buf.writeUInt32BE(frame.slot, at));
-      buf.writeBigUInt64BE(frame.hash, o);
-      return [buf, frame.payload];
+      const payload = upTo('CHUNK payload', frame.payload, MAX_CHUNK_LEN);
+      const head = fixed(Kind.Chunk, CHUNK_FIXED_LEN, payload.length)
+        .u32('slot', frame.slot)
+        .length('offset', frame.offset)
+        .u64('hash', frame.hash)
+        .finish();
+      return [head, payload];
     }
-    case Kind.Ack: {
-      const { buf, at } = header(Kind.Ack, ACK_LEN, ACK_LEN);
-      buf.writeBigUInt64BE(BigInt(frame.offset), buf.writeUInt32BE(frame.slot, at));
-      return [buf];
-    }
-    case Kind.Trailer: {
-      const { buf, at } = header(Kind.Trailer, TRAILER_LEN, TRAILER_LEN);
-      const o = buf.writeBigUInt64BE(BigInt(frame.size), buf.writeUInt32BE(frame.slot, at));
-      buf.writeBigUInt64BE(frame.hash, o);
-      return [buf];
-    }
+    case Kind.Ack:
+      return [fixed(Kind.Ack, ACK_LEN).u32('slot', frame.slot).length('offset', frame.offset).finish()];
+    case Kind.Trailer:
+      return [
+        fixed(Kind.Trailer, TRAILER_LEN)
+          .u32('slot', frame.slot)
+          .length('size', frame.size)
+          .u64('hash', frame.hash)
+          .finish(),
+      ];
     case Kind.Error: {
       const message = clipText(frame.message);
-      const { buf, at } = header(Kind.Error, ERROR_FIXED_LEN + message.length, ERROR_FIXED_LEN);
-      buf.writeUInt16BE(frame.code, at);
-      return [buf, message];
+      return [
+        fixed(Kind.Error, ERROR_FIXED_LEN, message.length).u16('error code', frame.code).finish(),
+        message,
+      ];
     }
   }
 }
@@ -276,8 +296,8 @@ function expectAtLeast(kind: string, body: Buffer, min: number): void {
 }
 
 /** §3: sizes and offsets are u64 on the wire; this implementation handles up to 2^53 − 1. */
-function readLength(body: Buffer, at: number, what: string): number {
-  const value = body.readBigUInt64BE(at);
+function readLength(body: BufferReader, what: string): number {
+  const value = body.u64();
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw malformed(`${what} ${value} is too large`);
   return Number(value);
 }
@@ -288,19 +308,25 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 /** Decodes a frame body whose kind and length the parser has already checked against §3. */
 export function decodeBody(kind: number, body: Buffer): Frame {
+  const r = new BufferReader(body);
   switch (kind) {
     case Kind.Offer: {
       expectAtLeast('OFFER', body, OFFER_FIXED_LEN);
-      const flags = body.readUInt8(28);
+      const slot = r.u32();
+      const id = r.copy(TRANSFER_ID_LEN);
+      const size = readLength(r, 'declared size');
+      const flags = r.u8();
+      const mode = r.u32();
+      const mtimeMs = r.i64();
       const frame: OfferFrame = {
         kind: Kind.Offer,
-        slot: body.readUInt32BE(0),
-        id: Buffer.from(body.subarray(4, 4 + TRANSFER_ID_LEN)),
-        size: readLength(body, 20, 'declared size'),
-        name: Buffer.from(body.subarray(OFFER_FIXED_LEN)),
+        slot,
+        id,
+        size,
+        name: r.copy(body.length - OFFER_FIXED_LEN),
       };
-      if (flags & OfferFlag.HasMode) frame.mode = body.readUInt32BE(29);
-      if (flags & OfferFlag.HasMtime) frame.mtimeMs = Number(body.readBigInt64BE(33));
+      if (flags & OfferFlag.HasMode) frame.mode = mode;
+      if (flags & OfferFlag.HasMtime) frame.mtimeMs = Number(mtimeMs);
       if (flags & OfferFlag.Directory) frame.directory = true;
       if (flags & OfferFlag.Stream) frame.stream = true;
       if (flags & ~KNOWN_OFFER_FLAGS) {
@@ -315,31 +341,16 @@ export function decodeBody(kind: number, body: Buffer): Frame {
     }
     case Kind.Accept:
       expectLength('ACCEPT', body, ACCEPT_LEN);
-      return {
-        kind: Kind.Accept,
-        slot: body.readUInt32BE(0),
-        offset: readLength(body, 4, 'offset'),
-        prefixHash: body.readBigUInt64BE(12),
-      };
+      return { kind: Kind.Accept, slot: r.u32(), offset: readLength(r, 'offset'), prefixHash: r.u64() };
     case Kind.Reject:
       expectAtLeast('REJECT', body, REJECT_FIXED_LEN);
-      return {
-        kind: Kind.Reject,
-        slot: body.readUInt32BE(0),
-        code: body.readUInt16BE(4),
-        reason: utf8.decode(body.subarray(REJECT_FIXED_LEN)),
-      };
+      return { kind: Kind.Reject, slot: r.u32(), code: r.u16(), reason: utf8.decode(r.rest()) };
     case Kind.Data:
       expectAtLeast('DATA', body, DATA_FIXED_LEN);
-      return {
-        kind: Kind.Data,
-        slot: body.readUInt32BE(0),
-        offset: readLength(body, 4, 'offset'),
-        payload: body.subarray(DATA_FIXED_LEN),
-      };
+      return { kind: Kind.Data, slot: r.u32(), offset: readLength(r, 'offset'), payload: r.rest() };
     case Kind.End:
       expectLength('END', body, END_LEN);
-      return { kind: Kind.End, slot: body.readUInt32BE(0), hash: body.readBigUInt64BE(4) };
+      return { kind: Kind.End, slot: r.u32(), hash: r.u64() };
     case Kind.Confirm: {
       if (body.length !== CONFIRM_LEN && body.length !== CONFIRM_LEN + MAC_LEN) {
         throw malformed(
@@ -348,50 +359,41 @@ export function decodeBody(kind: number, body: Buffer): Frame {
       }
       const frame: ConfirmFrame = {
         kind: Kind.Confirm,
-        slot: body.readUInt32BE(0),
-        id: Buffer.from(body.subarray(4, 4 + TRANSFER_ID_LEN)),
-        size: readLength(body, 20, 'size'),
-        hash: body.readBigUInt64BE(28),
+        slot: r.u32(),
+        id: r.copy(TRANSFER_ID_LEN),
+        size: readLength(r, 'size'),
+        hash: r.u64(),
       };
-      if (body.length > CONFIRM_LEN) frame.tag = Buffer.from(body.subarray(CONFIRM_LEN));
+      if (body.length > CONFIRM_LEN) frame.tag = r.copy(MAC_LEN);
       return frame;
     }
     case Kind.Challenge:
       expectLength('CHALLENGE', body, NONCE_LEN);
-      return { kind: Kind.Challenge, nonce: Buffer.from(body) };
+      return { kind: Kind.Challenge, nonce: r.copy(NONCE_LEN) };
     case Kind.Proof:
       expectLength('PROOF', body, MAC_LEN);
-      return { kind: Kind.Proof, proof: Buffer.from(body) };
+      return { kind: Kind.Proof, proof: r.copy(MAC_LEN) };
     case Kind.Error:
       expectAtLeast('ERROR', body, ERROR_FIXED_LEN);
-      return {
-        kind: Kind.Error,
-        code: body.readUInt16BE(0),
-        message: utf8.decode(body.subarray(ERROR_FIXED_LEN)),
-      };
+      return { kind: Kind.Error, code: r.u16(), message: utf8.decode(r.rest()) };
     case Kind.Session:
       expectLength('SESSION', body, SESSION_LEN);
-      return { kind: Kind.Session, id: Buffer.from(body) };
+      return { kind: Kind.Session, id: r.copy(SESSION_LEN) };
     case Kind.Chunk:
       expectAtLeast('CHUNK', body, CHUNK_FIXED_LEN);
       return {
         kind: Kind.Chunk,
-        slot: body.readUInt32BE(0),
-        offset: readLength(body, 4, 'offset'),
-        hash: body.readBigUInt64BE(12),
-        payload: body.subarray(CHUNK_FIXED_LEN),
+        slot: r.u32(),
+        offset: readLength(r, 'offset'),
+        hash: r.u64(),
+        payload: r.rest(),
       };
     case Kind.Ack:
       expectLength('ACK', body, ACK_LEN);
-      return { kind: Kind.Ack, slot: body.readUInt32BE(0), offset: readLength(body, 4, 'offset') };
+      return { kind: Kind.Ack, slot: r.u32(), offset: readLength(r, 'offset') };
     case Kind.Trailer:
       expectLength('TRAILER', body, TRAILER_LEN);
-      return {
-        kind: Kind.Trailer,
-        slot: body.readUInt32BE(0),
-        size: readLength(body, 4, 'size'),
-        hash: body.readBigUInt64BE(12),
-      };
+      return { kind: Kind.Trailer, slot: r.u32(), size: readLength(r, 'size'), hash: r.u64() };
     default:
       throw malformed(`unknown frame kind 0x${kind.toString(16).padStart(2, '0')}`);
   }

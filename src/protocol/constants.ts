@@ -50,6 +50,10 @@ export const TRANSFER_ID_LEN = 16;
 export const MAX_CHUNK_LEN = 1024 * 1024;
 /** §4.1: the longest name, in UTF-8 bytes. */
 export const MAX_NAME_LEN = 4096;
+/** §5: the longest component of a name, in UTF-8 bytes (NAME_MAX of common filesystems). */
+export const MAX_COMPONENT_LEN = 255;
+/** §4.1: the furthest `mtime_ms` from the epoch a receiver can set: the range of a JavaScript Date. */
+export const MAX_MTIME_MS = 8.64e15;
 /** §3: the most text a REJECT reason or an ERROR message may carry. */
 export const MAX_TEXT_LEN = 4096;
 

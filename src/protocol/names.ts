@@ -1,6 +1,6 @@
 // Which item names a receiver accepts (PROTOCOL.md §5). Pure: checks the bytes only; the
 // store checks the filesystem (existing files, planted symlinks) on top of this.
-import { MAX_NAME_LEN } from './constants.js';
+import { MAX_COMPONENT_LEN, MAX_NAME_LEN } from './constants.js';
 
 /** The directory inside DIR where a receiver keeps partials and its journal. */
 export const STATE_DIR_NAME = '.ackship';
@@ -37,6 +37,9 @@ export function checkName(raw: Buffer): NameCheck {
   for (const part of parts) {
     if (part === '') return { ok: false, reason: 'name has an empty component' };
     if (part === '.' || part === '..') return { ok: false, reason: `name has a "${part}" component` };
+    const bytes = Buffer.byteLength(part);
+    if (bytes > MAX_COMPONENT_LEN)
+      return { ok: false, reason: `a name component is ${bytes} bytes, more than ${MAX_COMPONENT_LEN}` };
   }
   if (parts[0] === STATE_DIR_NAME)
     return { ok: false, reason: `names under ${STATE_DIR_NAME}/ are reserved` };

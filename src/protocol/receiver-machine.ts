@@ -13,7 +13,15 @@ import {
 import { xxh64 } from '../hash.js';
 import { SecretProof } from './auth.js';
 import type { ChunkFrame, ConfirmFrame, Frame, Hello, OfferFrame } from './codec.js';
-import { ErrorCode, isRetryableReject, Kind, maxOpenItems, RejectCode, Role } from './constants.js';
+import {
+  ErrorCode,
+  isRetryableReject,
+  Kind,
+  MAX_MTIME_MS,
+  maxOpenItems,
+  RejectCode,
+  Role,
+} from './constants.js';
 import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
 import { checkName } from './names.js';
@@ -86,6 +94,11 @@ export class ReceiverMachine {
   constructor(limits: ReceiverLimits, secret?: Buffer) {
     this.#limits = limits;
     this.#secret = secret;
+  }
+
+  /** Items offered and not yet settled (confirmed or rejected). */
+  get openItems(): number {
+    return this.#items.size;
   }
 
   /** The hello this end sends first. */
@@ -246,6 +259,11 @@ export class ReceiverMachine {
       );
     }
     if (this.#items.has(slot)) return this.#violation(`slot ${slot} is already in use`, ErrorCode.Unexpected);
+    // §7.1: an id is one item; offered twice on one connection, neither copy could take the other over.
+    for (const item of this.#items.values()) {
+      if (item.offer.id.equals(frame.id))
+        return this.#violation('transfer id is already open on this connection', ErrorCode.Unexpected);
+    }
     const limit = maxOpenItems(this.#version ?? 1);
     if (this.#items.size >= limit)
       return this.#violation(`more than ${limit} items open at once`, ErrorCode.Unexpected);
@@ -259,6 +277,10 @@ export class ReceiverMachine {
     if (!check.ok) return this.#reject(slot, frame.name.toString('utf8'), RejectCode.BadName, check.reason);
     if (frame.name.length > this.#limits.maxNameLength) {
       const reason = `name is ${frame.name.length} bytes, the receiver's limit is ${this.#limits.maxNameLength}`;
+      return this.#reject(slot, check.name, RejectCode.BadName, reason);
+    }
+    if (frame.mtimeMs !== undefined && Math.abs(frame.mtimeMs) > MAX_MTIME_MS) {
+      const reason = `mtime ${frame.mtimeMs} ms is outside the ±${MAX_MTIME_MS} ms a receiver can set`;
       return this.#reject(slot, check.name, RejectCode.BadName, reason);
     }
     if (frame.size > this.#limits.maxSize) {
@@ -287,7 +309,7 @@ export class ReceiverMachine {
   #data(slot: number, offset: number, payload: Buffer): ReceiverAction[] {
     const item = this.#items.get(slot);
     if (item?.phase !== 'receiving' || item.offer.stream) {
-      return this.#violation(`DATA for slot ${slot}, which is not an accepted file`);
+      return this.#violation(`DATA for slot ${slot}, which is not an accepted file`, ErrorCode.Unexpected);
     }
     // §6: the first DATA starts at the accepted offset (resume) or at 0 (start over); later
     // ones continue exactly where the previous one ended.
@@ -307,7 +329,7 @@ export class ReceiverMachine {
     const { slot, offset, payload } = frame;
     const item = this.#items.get(slot);
     if (item?.phase !== 'receiving' || !item.offer.stream) {
-      return this.#violation(`CHUNK for slot ${slot}, which is not an accepted stream`);
+      return this.#violation(`CHUNK for slot ${slot}, which is not an accepted stream`, ErrorCode.Unexpected);
     }
     // A stream never starts over: its sender may no longer hold the beginning.
     const misplaced = this.#misplaced(item, offset, payload.length, false);
@@ -350,6 +372,7 @@ export class ReceiverMachine {
     if (item?.phase !== 'receiving' || item.offer.stream !== (declared !== undefined)) {
       return this.#violation(
         `${frame} for slot ${slot}, which is not an accepted ${declared === undefined ? 'file' : 'stream'}`,
+        ErrorCode.Unexpected,
       );
     }
     const size = declared ?? item.offer.size;

@@ -90,11 +90,23 @@ export class TransferIds {
   }
 }
 
+const TRANSFER_ID_HEX = new RegExp(`^[0-9a-f]{${TRANSFER_ID_LEN * 2}}$`);
+
+/**
+ * A state file's entries, keeping only those whose id is a whole transfer id: a damaged file
+ * loses its resume points (the items are sent anew), never shifts a frame's layout.
+ */
 async function readEntries(path: string): Promise<Entries> {
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as unknown;
-    return typeof parsed === 'object' && parsed !== null ? (parsed as Entries) : {};
+    parsed = JSON.parse(await readFile(path, 'utf8'));
   } catch {
     return {};
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
+  const entries: Entries = {};
+  for (const [key, id] of Object.entries(parsed)) {
+    if (typeof id === 'string' && TRANSFER_ID_HEX.test(id)) entries[key] = id;
+  }
+  return entries;
 }

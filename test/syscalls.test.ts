@@ -6,8 +6,13 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
+import { loadHasher, xxh64 } from '../src/hash.js';
+import { ErrorCode, Kind } from '../src/protocol/constants.js';
 import { BIN, type Finished, hasCommand, records, run, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
+import { offerFrame, rawSender, show } from './support/raw-sender.js';
+
+await loadHasher();
 
 const skip = hasCommand('strace', '-V')
   ? false
@@ -20,12 +25,14 @@ async function tracedReceiver(t: TestContext, straceArgs: string[], args: string
     ['-f', ...straceArgs, process.execPath, BIN, 'recv', '--listen', '127.0.0.1:0', ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
       // strace counts `when=N` per thread: with one file-system thread, "the first fsync" is one call.
       env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
     },
   );
   t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // The whole group: a killed strace leaves its tracee running, holding the test's pipes open.
+    if (child.exitCode === null && child.signalCode === null) process.kill(-(child.pid as number), 'SIGKILL');
   });
   let stderr = '';
   let stdout = '';
@@ -124,7 +131,8 @@ describe('system calls of a real receiver', { skip }, () => {
     const dirSync = find(
       calls,
       "the directory's fsync",
-      (c) => c.name === 'fsync' && c.args.endsWith(`<${out}>`),
+      // The one after the rename: the receiver also syncs DIR once at start, for its state dir.
+      (c) => c.name === 'fsync' && c.args.endsWith(`<${out}>`) && c.started > rename.started,
     );
     // CONFIRM on the wire: kind 0x06, body length 36 ("$").
     const confirm = find(
@@ -144,16 +152,50 @@ describe('system calls of a real receiver', { skip }, () => {
     );
   });
 
+  test('a session busy committing when its idle timeout first fires is still timed out once idle', {
+    timeout: 60_000,
+  }, async (t) => {
+    const dir = await tempDir(t);
+    // Every fsync takes 1.5 s: the commit outlasts the 1 s idle timeout.
+    const receiver = await tracedReceiver(
+      t,
+      ['-e', 'trace=fsync', '-e', 'inject=fsync:delay_exit=1500000', '-o', '/dev/null'],
+      ['--out', join(dir, 'out'), '--idle-timeout', '1'],
+    );
+    const peer = await rawSender(t, receiver.port);
+    const payload = Buffer.from('slow to commit');
+    peer.send(offerFrame(0, 'slow.txt', payload.length));
+    await peer.frames(1);
+    peer.send(
+      { kind: Kind.Data, slot: 0, offset: 0, payload },
+      { kind: Kind.End, slot: 0, hash: xxh64(payload) },
+    );
+    const [, confirm] = await peer.frames(2);
+    assert.equal(confirm?.kind, Kind.Confirm);
+    // Now nothing is in flight: the next idle timeout must end the session.
+    const [, , timedOut] = await peer.frames(3);
+    assert.ok(timedOut?.kind === Kind.Error && timedOut.code === ErrorCode.Timeout, show(timedOut));
+    await peer.closed;
+  });
+
   for (const fault of [
-    { syscall: 'fsync', args: [] as string[], reason: /receiver could not store the item: EIO/ },
-    { syscall: 'rename', args: ['--overwrite'], reason: /receiver could not store the item: EIO/ },
+    // The third fsync is the part's: the receiver syncs its state dir and DIR once at start.
+    { syscall: 'fsync', when: 3, args: [] as string[], reason: /receiver could not store the item: EIO/ },
+    { syscall: 'rename', when: 1, args: ['--overwrite'], reason: /receiver could not store the item: EIO/ },
   ]) {
     test(`a failing ${fault.syscall} is no confirmation; the retry succeeds once the fault is gone`, async (t) => {
       const dir = await tempDir(t);
       const out = join(dir, 'out');
       const receiver = await tracedReceiver(
         t,
-        ['-e', `trace=${fault.syscall}`, '-e', `inject=${fault.syscall}:error=EIO:when=1`, '-o', '/dev/null'],
+        [
+          '-e',
+          `trace=${fault.syscall}`,
+          '-e',
+          `inject=${fault.syscall}:error=EIO:when=${fault.when}`,
+          '-o',
+          '/dev/null',
+        ],
         ['--out', out, '--once', ...fault.args],
       );
       const src = join(dir, 'precious.bin');

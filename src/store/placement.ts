@@ -2,6 +2,7 @@
 // (stdout-placement.ts). Both check the target before any data is accepted.
 import { link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHasher, hashFilePrefix } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
 import type { ValidOffer } from '../protocol/receiver-machine.js';
 import { GroupCommit } from './group-commit.js';
@@ -25,11 +26,16 @@ export interface Placement {
   check(item: PlacedItem): Promise<void>;
   /** Makes a verified, fsynced part visible; idempotent, so a crash between steps can be finished later. */
   place(partPath: string, item: PlacedItem): Promise<void>;
+  /** Whether the item's final place holds exactly `size` bytes hashing to `hash` (a confirmed item). */
+  holds(item: PlacedItem, size: number, hash: bigint): Promise<boolean>;
   /** Creates a directory item (v2), durably; idempotent. */
   makeDirectory(item: PlacedItem): Promise<void>;
   /** v3: takes a stream item itself instead of a part file (stdout, written as it arrives). */
   openStream?(offer: ValidOffer, journal: ConfirmedJournal): Promise<OpenResult>;
 }
+
+/** Linux's limit on a path handed to a system call, counting its final NUL. */
+const PATH_MAX = 4096;
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
@@ -56,8 +62,23 @@ export class DirectoryPlacement implements Placement {
   }
 
   async check(offer: PlacedItem): Promise<void> {
+    const path = join(this.#root, ...offer.parts);
+    if (Buffer.byteLength(path) >= PATH_MAX) {
+      throw new PlacementRefused(
+        RejectCode.BadName,
+        `name is too long for this receiver: under its directory it passes PATH_MAX (${PATH_MAX} bytes)`,
+      );
+    }
     await this.#parentDirs(offer.parts, false);
-    const target = await lstat(join(this.#root, ...offer.parts)).catch(() => undefined);
+    const target = await lstat(path).catch((err) => {
+      // Refused now, for good, rather than once its data came and at every retry after.
+      if (errno(err) === 'ENAMETOOLONG')
+        throw new PlacementRefused(
+          RejectCode.BadName,
+          `${offer.name} is too long for the receiver's filesystem`,
+        );
+      return undefined;
+    });
     if (target?.isDirectory() && !offer.directory) {
       throw new PlacementRefused(RejectCode.BadName, `${offer.name} is a directory`);
     }
@@ -83,14 +104,11 @@ export class DirectoryPlacement implements Placement {
   async place(partPath: string, offer: PlacedItem): Promise<void> {
     const parent = await this.#parentDirs(offer.parts, true);
     const target = join(this.#root, ...offer.parts);
-    if (this.#overwrite) {
-      await rename(partPath, target).catch((err) => {
-        if (errno(err) !== 'ENOENT') throw err; // already renamed by an earlier run
-      });
-    } else {
+    // A missing part is an error, never "already placed": holds() is how that is found out.
+    if (this.#overwrite) await rename(partPath, target);
+    else {
       // link + unlink never replaces a file that appeared meanwhile, as rename would.
       await link(partPath, target).catch(async (err) => {
-        if (errno(err) === 'ENOENT') return; // already placed
         if (errno(err) !== 'EEXIST') throw err;
         const [a, b] = await Promise.all([stat(partPath), stat(target)]);
         if (a.ino !== b.ino || a.dev !== b.dev) {
@@ -105,6 +123,25 @@ export class DirectoryPlacement implements Placement {
       });
     }
     await this.#syncDir(parent);
+  }
+
+  async holds(item: PlacedItem, size: number, hash: bigint): Promise<boolean> {
+    try {
+      await this.#parentDirs(item.parts, false);
+      const target = join(this.#root, ...item.parts);
+      if (!(await lstat(target)).isFile()) return false;
+      const file = await open(target, 'r');
+      try {
+        if ((await file.stat()).size !== size) return false;
+        const hasher = createHasher();
+        await hashFilePrefix(file, size, hasher);
+        return hasher.digest() === hash;
+      } finally {
+        await file.close();
+      }
+    } catch {
+      return false;
+    }
   }
 
   /** fsync of a directory, shared by the items placed in it at about the same time. */

@@ -1,63 +1,47 @@
 // The receiver's durable state inside DIR/.ackship (PROTOCOL.md §7): partial files named by
-// transfer id, kept for resume, and the journal of confirmed ids.
-
-import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, stat, statfs, unlink } from 'node:fs/promises';
+// transfer id, kept for resume; the journal of confirmed ids; and, while an item is under way,
+// the claim on its id that keeps a second connection from receiving it at the same time.
+import { access, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
-import { isRetryableReject, RejectCode } from '../protocol/constants.js';
+import { createHasher } from '../hash.js';
+import { RejectCode } from '../protocol/constants.js';
 import { STATE_DIR_NAME } from '../protocol/names.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
-import { Semaphore } from './group-commit.js';
+import { type Claim, Claims } from './claims.js';
+import { FilePermits } from './file-permits.js';
+import { GroupCommit } from './group-commit.js';
+import { errorMessage, type ItemWriter, journalRecord } from './item-writer.js';
 import { ConfirmedJournal, type ConfirmedRecord } from './journal.js';
+import { type PartContext, PartWriter, syncedRecordPath } from './part-writer.js';
 import { type Placement, PlacementRefused } from './placement.js';
 
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
-/** Bytes of one item being written at once: enough to keep the disk busy, bounded in memory. */
-const MAX_WRITING = 8 * 1024 * 1024;
-
-async function writeAt(file: FileHandle, payload: Buffer, offset: number): Promise<void> {
-  let at = 0;
-  while (at < payload.length) {
-    const { bytesWritten } = await file.write(payload, at, payload.length - at, offset + at);
-    at += bytesWritten;
+export async function fsyncDir(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
-}
-
-/** A full disk is "no space" (not retryable); any other write failure may pass. */
-export function ioRejectCode(err: unknown): RejectCode {
-  if (err instanceof PlacementRefused) return err.rejectCode;
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === 'ENOSPC' || code === 'EDQUOT' ? RejectCode.NoSpace : RejectCode.ReceiverIo;
-}
-
-/** Where an accepted item's data goes until it is committed. */
-export interface ItemWriter {
-  readonly name: string;
-  readonly size: number;
-  /** Called when another connection takes this transfer id over. */
-  onTakeover: () => void;
-  /** v3 streams: called once the bytes before `offset` are durable (or out on stdout). */
-  onDurable: (offset: number) => void;
-  write(offset: number, payload: Buffer, truncate: boolean): Promise<void>;
-  /** §7: verify, make durable, journal, place; only a 'confirmed' outcome may be confirmed. */
-  commit(expected: bigint): Promise<CommitOutcome>;
-  /** The connection is gone: keep what is durable for a resume, unless told to `discard` it. */
-  abandon(discard?: boolean): Promise<void>;
 }
 
 /** A v2 directory item: no data; committed by journalling it and creating the directory. */
 class DirectoryWriter implements ItemWriter {
-  readonly #store: ReceiveStore;
+  readonly #journal: ConfirmedJournal;
+  readonly #placement: Placement;
   readonly #offer: ValidOffer;
   onTakeover: () => void = () => {};
   onDurable: (offset: number) => void = () => {};
 
-  constructor(store: ReceiveStore, offer: ValidOffer) {
-    this.#store = store;
+  constructor(journal: ConfirmedJournal, placement: Placement, offer: ValidOffer) {
+    this.#journal = journal;
+    this.#placement = placement;
     this.#offer = offer;
   }
 
@@ -83,8 +67,8 @@ class DirectoryWriter implements ItemWriter {
       };
     }
     try {
-      await this.#store.journal.append(journalRecord(this.#offer, 0, empty));
-      await this.#store.placement.makeDirectory(this.#offer);
+      await this.#journal.append(journalRecord(this.#offer, 0, empty));
+      await this.#placement.makeDirectory(this.#offer);
       return { type: 'confirmed', hash: empty };
     } catch (err) {
       if (err instanceof PlacementRefused)
@@ -92,7 +76,7 @@ class DirectoryWriter implements ItemWriter {
       return {
         type: 'reject',
         code: RejectCode.ReceiverIo,
-        reason: `receiver could not create the directory: ${message(err)}`,
+        reason: `receiver could not create the directory: ${errorMessage(err)}`,
       };
     }
   }
@@ -100,199 +84,108 @@ class DirectoryWriter implements ItemWriter {
   async abandon(): Promise<void> {}
 }
 
-function journalRecord(offer: ValidOffer, size: number, hash: bigint): ConfirmedRecord {
-  return { id: offer.id.toString('hex'), size, hash: hashHex(hash), name: offer.name };
-}
+export type OpenResult = { decision: OfferDecision; writer?: ItemWriter };
 
-/**
- * An accepted item's partial file, written at increasing offsets and hashed as it grows. For a
- * v3 stream it also fsyncs as it goes and reports each durable offset, one fsync after another.
- */
-export class PartWriter implements ItemWriter {
-  readonly #store: ReceiveStore;
-  readonly #offer: ValidOffer;
-  readonly #path: string;
-  readonly #file: FileHandle;
-  #hasher: Hasher;
-  #closed: Promise<void> | undefined;
-  readonly #writing = new Set<Promise<void>>();
-  #writingBytes = 0;
-  #failure: unknown;
-  /** Bytes in the file once the writes under way are done. */
-  #length: number;
-  /** Streams: bytes known durable, and the fsync loop when one runs. */
-  #synced: number;
-  #syncing: Promise<void> | undefined;
-  onTakeover: () => void = () => {};
-  onDurable: (offset: number) => void = () => {};
+/** An accepted item's writer while it holds its id's claim: released when the item settles. */
+class ClaimedWriter implements ItemWriter {
+  readonly #inner: ItemWriter;
+  readonly #claim: Claim;
+  readonly #settled: () => void;
 
-  constructor(
-    store: ReceiveStore,
-    offer: ValidOffer,
-    path: string,
-    file: FileHandle,
-    hasher: Hasher,
-    held: number,
-  ) {
-    this.#store = store;
-    this.#offer = offer;
-    this.#path = path;
-    this.#file = file;
-    this.#hasher = hasher;
-    this.#length = held;
-    this.#synced = held;
+  constructor(inner: ItemWriter, claim: Claim, settled: () => void) {
+    this.#inner = inner;
+    this.#claim = claim;
+    this.#settled = settled;
+    // While its data comes in, a retry of the same item on another connection may take it over.
+    claim.holder = {
+      takeOver: async () => {
+        this.#inner.onTakeover();
+        await this.abandon();
+      },
+    };
   }
 
   get name(): string {
-    return this.#offer.name;
+    return this.#inner.name;
   }
 
   get size(): number {
-    return this.#offer.stream ? this.#length : this.#offer.size;
+    return this.#inner.size;
   }
 
-  /**
-   * Hashes `payload` (in order, here) and starts writing it at `offset`; resolves while fewer
-   * than MAX_WRITING bytes are being written, so the disk works while the socket is read.
-   * Throws the first failure of any write.
-   */
-  async write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
-    if (truncate) {
-      // The sender found our prefix differs from its bytes: start over.
-      await this.#settled();
-      await this.#file.truncate(0);
-      this.#hasher = createHasher();
-      this.#length = 0;
-    }
-    this.#hasher.update(payload);
-    this.#length = Math.max(this.#length, offset + payload.length);
-    const writing = writeAt(this.#file, payload, offset).catch((err: unknown) => {
-      this.#failure ??= err;
-    });
-    this.#writing.add(writing);
-    this.#writingBytes += payload.length;
-    void writing.finally(() => {
-      this.#writing.delete(writing);
-      this.#writingBytes -= payload.length;
-    });
-    if (this.#offer.stream) this.#syncSoon();
-    while (this.#writingBytes > MAX_WRITING && this.#failure === undefined) await Promise.race(this.#writing);
-    if (this.#failure !== undefined) throw this.#failure;
+  set onTakeover(callback: () => void) {
+    this.#inner.onTakeover = callback;
   }
 
-  /**
-   * Streams: fsyncs what was written and reports it durable, over and over while data comes.
-   * Each fsync covers every write started before it, so the ACKs keep pace with the disk.
-   */
-  #syncSoon(): void {
-    this.#syncing ??= (async () => {
-      while (this.#synced < this.#length && this.#failure === undefined && this.#closed === undefined) {
-        const target = this.#length;
-        await Promise.all(this.#writing);
-        if (this.#failure !== undefined) return;
-        await this.#file.datasync();
-        this.#synced = target;
-        this.onDurable(target);
-      }
-    })()
-      .catch((err: unknown) => {
-        this.#failure ??= err;
-      })
-      .finally(() => {
-        this.#syncing = undefined;
-      });
+  get onTakeover(): () => void {
+    return this.#inner.onTakeover;
   }
 
-  /** Waits for every write under way; throws the first that failed. */
-  async #settled(): Promise<void> {
-    await Promise.all(this.#writing);
-    if (this.#failure !== undefined) throw this.#failure;
+  set onDurable(callback: (offset: number) => void) {
+    this.#inner.onDurable = callback;
   }
 
-  /** §7: verify, fsync, journal, place, and only then report the item confirmed. */
+  get onDurable(): (offset: number) => void {
+    return this.#inner.onDurable;
+  }
+
+  write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
+    return this.#inner.write(offset, payload, truncate);
+  }
+
+  /** A commit is never taken over: a second OFFER of the id waits for its outcome. */
   async commit(expected: bigint): Promise<CommitOutcome> {
+    this.#claim.holder = undefined;
     try {
-      await this.#settled();
-    } catch (err) {
-      // A last write can fail after the last DATA was taken (a full disk): refused for good,
-      // its partial is deleted here too.
-      const code = ioRejectCode(err);
-      await this.abandon(!isRetryableReject(code));
-      return { type: 'reject', code, reason: `receiver could not write the item: ${message(err)}` };
-    }
-    const hash = this.#hasher.digest();
-    if (hash !== expected) {
-      await this.abandon(true);
-      return {
-        type: 'reject',
-        code: this.#offer.stream ? RejectCode.StreamMismatch : RejectCode.Checksum,
-        reason: `checksum mismatch: received xxh64 ${hashHex(hash)}, sender declared ${hashHex(expected)}`,
-      };
-    }
-    try {
-      await this.#store.placement.check(this.#offer);
-      const { mode, mtimeMs } = this.#offer;
-      if (mode !== undefined) await this.#file.chmod(mode & 0o777);
-      if (mtimeMs !== undefined) await this.#file.utimes(new Date(), new Date(mtimeMs));
-      await this.#file.sync();
-      await this.#release(false);
-      await this.#store.journal.append(journalRecord(this.#offer, this.size, hash));
-      await this.#store.placement.place(this.#path, this.#offer);
-      return { type: 'confirmed', hash };
-    } catch (err) {
-      await this.#release(false);
-      if (err instanceof PlacementRefused) {
-        await unlink(this.#path).catch(() => {});
-        return { type: 'reject', code: err.rejectCode, reason: err.message };
-      }
-      // The partial stays for a retry: an fsync or rename that failed today may work tomorrow.
-      return {
-        type: 'reject',
-        code: RejectCode.ReceiverIo,
-        reason: `receiver could not store the item: ${message(err)}`,
-      };
+      return await this.#inner.commit(expected);
+    } finally {
+      this.#release();
     }
   }
 
-  /** The connection is gone: keep the partial, durable, for a resume; or, with `discard`, delete it. */
-  async abandon(discard = false): Promise<void> {
-    await this.#release(!discard);
-    if (discard) await unlink(this.#path).catch(() => {});
+  async abandon(discard?: boolean): Promise<void> {
+    this.#claim.holder = undefined;
+    try {
+      await this.#inner.abandon(discard);
+    } finally {
+      this.#release();
+    }
   }
 
-  #release(sync: boolean): Promise<void> {
-    this.#closed ??= (async () => {
-      try {
-        await this.#syncing;
-        await Promise.all(this.#writing);
-        if (sync) await this.#file.sync();
-      } finally {
-        await this.#file.close();
-        this.#store.released(this.#offer.id, this);
-      }
-    })().catch(() => {});
-    return this.#closed;
+  #release(): void {
+    this.#claim.release();
+    this.#settled();
   }
 }
 
-export type OpenResult = { decision: OfferDecision; writer?: ItemWriter };
-
 /** Partial files open at once, over all connections: bounds the receiver's file descriptors. */
 const MAX_OPEN_PARTS = 256;
+
+/** A part file's name is its id; its stream's synced-offset record is beside it. */
+function partId(entry: string): string {
+  return entry.endsWith('.synced') ? entry.slice(0, -'.synced'.length) : entry;
+}
 
 export class ReceiveStore {
   readonly journal: ConfirmedJournal;
   readonly placement: Placement;
   readonly #partsDir: string;
-  readonly #active = new Map<string, PartWriter>();
-  readonly #openParts = new Semaphore(MAX_OPEN_PARTS);
-  /** Ids whose OFFER is being answered: their part must not be swept away meanwhile. */
-  readonly #opening = new Set<string>();
+  readonly #claims = new Claims();
+  /** Writers of accepted items not yet settled, abandoned (kept resumable) on close. */
+  readonly #writers = new Set<ItemWriter>();
+  readonly #parts: PartContext;
 
   private constructor(journal: ConfirmedJournal, placement: Placement, partsDir: string) {
     this.journal = journal;
     this.placement = placement;
     this.#partsDir = partsDir;
+    const partsDirSync = new GroupCommit(() => fsyncDir(partsDir));
+    this.#parts = {
+      journal,
+      placement,
+      permits: new FilePermits(MAX_OPEN_PARTS),
+      syncPartsDir: () => partsDirSync.run(),
+    };
   }
 
   /** Opens (creating where needed) the state directory inside `dir`. */
@@ -301,56 +194,52 @@ export class ReceiveStore {
     const partsDir = join(stateDir, 'parts');
     await mkdir(partsDir, { recursive: true, mode: 0o700 });
     const journal = await ConfirmedJournal.open(join(stateDir, 'confirmed.jsonl'));
+    // The entries just made (parts/, the journal) must outlive a power cut like what they hold.
+    await fsyncDir(stateDir);
+    await fsyncDir(dir);
     return new ReceiveStore(journal, placement, partsDir);
   }
 
   /** §6: the answer to an OFFER, with the writer that takes its data when accepted. */
   async open(offer: ValidOffer): Promise<OpenResult> {
+    const claim = await this.#claims.claim(offer);
+    if (claim === undefined) {
+      return {
+        decision: {
+          type: 'reject',
+          code: RejectCode.Exists,
+          reason: 'this transfer id is being received for another item',
+        },
+      };
+    }
+    const result = await this.#decide(offer);
+    if (result.writer === undefined) {
+      claim.release();
+      return result;
+    }
+    const writer: ItemWriter = new ClaimedWriter(result.writer, claim, () => this.#writers.delete(writer));
+    this.#writers.add(writer);
+    return { decision: result.decision, writer };
+  }
+
+  /** The answer to an OFFER whose id this call holds. */
+  async #decide(offer: ValidOffer): Promise<OpenResult> {
     const id = offer.id.toString('hex');
     const path = join(this.#partsDir, id);
-    this.#opening.add(id);
     try {
       const confirmed = this.journal.get(id);
-      if (confirmed !== undefined) return { decision: await this.#confirmAgain(confirmed, offer, path) };
-      await this.#takeOver(id);
+      if (confirmed !== undefined) {
+        const again = await this.#confirmAgain(confirmed, offer, path);
+        if (again !== undefined) return { decision: again };
+      }
       if (offer.stream && this.placement.openStream !== undefined)
         return await this.placement.openStream(offer, this.journal);
       await this.placement.check(offer);
       if (offer.directory) {
-        const writer = new DirectoryWriter(this, offer);
+        const writer = new DirectoryWriter(this.journal, this.placement, offer);
         return { decision: { type: 'accept', offset: 0, prefixHash: createHasher().digest() }, writer };
       }
-      await this.#openParts.acquire();
-      let file: FileHandle;
-      try {
-        // Read-write, created if new, never truncated: what it holds is the resume offset.
-        file = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
-      } catch (err) {
-        this.#openParts.release();
-        throw err;
-      }
-      let held = 0;
-      let hasher: Hasher;
-      try {
-        held = (await file.stat()).size;
-        if (!offer.stream && held > offer.size) {
-          await file.truncate(0);
-          held = 0;
-        }
-        // A stream's length is unknown: a full disk shows when a write fails.
-        if (!offer.stream) await this.#checkSpace(offer.size - held);
-        hasher = createHasher();
-        await hashFilePrefix(file, held, hasher);
-      } catch (err) {
-        await file.close();
-        this.#openParts.release();
-        // A part we just created holds nothing worth keeping; a resumable prefix stays.
-        if (held === 0) await unlink(path).catch(() => {});
-        throw err;
-      }
-      const writer = new PartWriter(this, offer, path, file, hasher, held);
-      this.#active.set(id, writer);
-      return { decision: { type: 'accept', offset: held, prefixHash: hasher.digest() }, writer };
+      return await PartWriter.open(this.#parts, offer, path);
     } catch (err) {
       if (err instanceof PlacementRefused)
         return { decision: { type: 'reject', code: err.rejectCode, reason: err.message } };
@@ -358,16 +247,22 @@ export class ReceiveStore {
         decision: {
           type: 'reject',
           code: RejectCode.ReceiverIo,
-          reason: `receiver could not open the item: ${message(err)}`,
+          reason: `receiver could not open the item: ${errorMessage(err)}`,
         },
       };
-    } finally {
-      this.#opening.delete(id);
     }
   }
 
-  /** Exactly once (§7): a confirmed id is confirmed again, finishing a placement a crash cut short. */
-  async #confirmAgain(record: ConfirmedRecord, offer: ValidOffer, path: string): Promise<OfferDecision> {
+  /**
+   * Exactly once (§7): a confirmed id is confirmed again, finishing a placement a crash cut
+   * short, but only when the final name really holds the journalled item. When it does not (the
+   * file was removed, or never reached the disk), undefined: the item is received anew.
+   */
+  async #confirmAgain(
+    record: ConfirmedRecord,
+    offer: ValidOffer,
+    path: string,
+  ): Promise<OfferDecision | undefined> {
     if ((!offer.stream && record.size !== offer.size) || record.name !== offer.name) {
       return {
         type: 'reject',
@@ -375,36 +270,11 @@ export class ReceiveStore {
         reason: 'this transfer id was confirmed earlier for another item',
       };
     }
+    const hash = BigInt(`0x${record.hash}`);
     if (offer.directory) await this.placement.makeDirectory(offer);
-    else await this.placement.place(path, offer);
-    return { type: 'confirmed', size: record.size, hash: BigInt(`0x${record.hash}`) };
-  }
-
-  /** A retry may arrive while the old connection still holds the id: the newest one wins. */
-  async #takeOver(id: string): Promise<void> {
-    const previous = this.#active.get(id);
-    if (previous === undefined) return;
-    previous.onTakeover();
-    await previous.abandon();
-  }
-
-  async #checkSpace(needed: number): Promise<void> {
-    if (needed <= 0) return;
-    const fs = await statfs(this.#partsDir);
-    const free = fs.bavail * fs.bsize;
-    if (needed > free) {
-      throw new PlacementRefused(
-        RejectCode.NoSpace,
-        `no space: ${needed} bytes needed, ${free} free on the receiver`,
-      );
-    }
-  }
-
-  /** A part's file was closed. */
-  released(id: Buffer, writer: PartWriter): void {
-    this.#openParts.release();
-    const key = id.toString('hex');
-    if (this.#active.get(key) === writer) this.#active.delete(key);
+    else if (await exists(path)) await this.placement.place(path, offer);
+    else if (!(await this.placement.holds(offer, record.size, hash))) return undefined;
+    return { type: 'confirmed', size: record.size, hash };
   }
 
   /**
@@ -413,19 +283,22 @@ export class ReceiveStore {
    */
   async sweep(ttlMs: number): Promise<number> {
     let removed = 0;
-    for (const id of await readdir(this.#partsDir)) {
-      const info = await stat(join(this.#partsDir, id)).catch(() => undefined);
+    for (const entry of await readdir(this.#partsDir)) {
+      if (entry.endsWith('.synced')) continue; // removed with its part
+      const path = join(this.#partsDir, entry);
+      const info = await stat(path).catch(() => undefined);
       if (info === undefined || Date.now() - info.mtimeMs <= ttlMs) continue;
       // Checked right before the unlink, with no await between: an OFFER that began meanwhile is seen.
-      if (this.#active.has(id) || this.#opening.has(id) || this.journal.get(id) !== undefined) continue;
-      await unlink(join(this.#partsDir, id)).catch(() => {});
+      if (this.#claims.has(partId(entry)) || this.journal.get(entry) !== undefined) continue;
+      await unlink(path).catch(() => {});
+      await unlink(syncedRecordPath(path)).catch(() => {});
       removed++;
     }
     return removed;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#active.values()].map((w) => w.abandon()));
+    await Promise.all([...this.#writers].map((w) => w.abandon()));
     await this.journal.close();
   }
 }

@@ -9,9 +9,10 @@ import { pipeline } from 'node:stream/promises';
 import { createHasher, type Hasher, hashHex } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
 import type { CommitOutcome, ValidOffer } from '../protocol/receiver-machine.js';
+import type { ItemWriter } from './item-writer.js';
 import type { ConfirmedJournal } from './journal.js';
 import { type PlacedItem, type Placement, PlacementRefused } from './placement.js';
-import type { ItemWriter, OpenResult } from './receive-store.js';
+import type { OpenResult } from './receive-store.js';
 
 /** How often a writer blocked on a slow stdout repeats its last ACK, so the sender does not time out. */
 const KEEPALIVE_MS = 5000;
@@ -60,6 +61,11 @@ export class StdoutPlacement implements Placement {
     this.#owner = item.id;
     await pipeline(createReadStream(partPath, { highWaterMark: 1024 * 1024 }), this.#out, { end: false });
     await unlink(partPath);
+  }
+
+  /** stdout holds an item once it was written out; what was written cannot be read back. */
+  async holds(item: PlacedItem): Promise<boolean> {
+    return this.#owner?.equals(item.id) === true;
   }
 
   /** v3: accepts a stream at what stdout already has, taking it over from an older connection. */

@@ -7,9 +7,13 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
+import { loadHasher, xxh64 } from '../src/hash.js';
 import { encodeHello } from '../src/protocol/codec.js';
 import { ErrorCode, Kind, MAX_VERSION, Role } from '../src/protocol/constants.js';
 import { records, run, startReceiver, tempDir } from './support/cli.js';
+import { offerFrame, type RawSender, rawSender, show, transferId } from './support/raw-sender.js';
+
+await loadHasher();
 
 const senderHello = encodeHello({ minVersion: 1, maxVersion: MAX_VERSION, role: Role.Sender });
 
@@ -60,26 +64,32 @@ describe('receiver limits', () => {
     }
   });
 
-  test('one connection too many is told to retry later, and the sender gets through once there is room', async (t) => {
+  test('at the connection cap the idlest connection makes room; busy ones are kept, and with none idle the newcomer is told to retry', async (t) => {
     const dir = await tempDir(t);
-    const receiver = await startReceiver(t, [
-      '--out',
-      join(dir, 'out'),
-      '--max-connections',
-      '2',
-      '--idle-timeout',
-      '2',
-    ]);
-    // Two idle peers take both places until the idle timeout ends them.
-    const idle = [await rawPeer(t, receiver.port, senderHello), await rawPeer(t, receiver.port, senderHello)];
+    const receiver = await startReceiver(t, ['--out', join(dir, 'out'), '--max-connections', '2']);
+    // Two peers, each with an item accepted and in flight: neither may be reclaimed.
+    const busy = [await rawSender(t, receiver.port), await rawSender(t, receiver.port)];
+    for (const [i, peer] of busy.entries()) {
+      peer.send(offerFrame(0, `in-flight-${i}`, 10, transferId(i + 1)));
+      await peer.frames(1);
+    }
     const third = await rawPeer(t, receiver.port, senderHello);
-    const busy = errorAfterHello(await third.closed);
-    assert.equal(busy.code, ErrorCode.Busy);
-    assert.match(busy.message, /serves 2 connections at once/);
-    const sent = await sendOne(t, receiver.port, dir, 'patient.txt', ['--retries', '20']);
+    const turnedAway = errorAfterHello(await third.closed);
+    assert.equal(turnedAway.code, ErrorCode.Busy);
+    assert.match(turnedAway.message, /serves 2 connections at once/);
+    // The first finishes its item: now idle, it is the one to make room.
+    const payload = Buffer.alloc(10, 1);
+    (busy[0] as RawSender).send(
+      { kind: Kind.Data, slot: 0, offset: 0, payload },
+      { kind: Kind.End, slot: 0, hash: xxh64(payload) },
+    );
+    await (busy[0] as RawSender).frames(2);
+    const sent = await sendOne(t, receiver.port, dir, 'patient.txt');
     assert.equal(sent.code, 0, sent.stderr);
-    assert.match(sent.stderr, /serves 2 connections at once; retry later/);
-    await Promise.all(idle.map((peer) => peer.closed));
+    const [, , reclaimed] = await (busy[0] as RawSender).frames(3);
+    assert.ok(reclaimed?.kind === Kind.Error && reclaimed.code === ErrorCode.Busy, show(reclaimed));
+    assert.match(reclaimed.message, /needed this idle connection/);
+    assert.equal((busy[1] as RawSender).received.length, 1, 'the connection with an item in flight was kept');
   });
 
   test('a connection offering more than --max-items is moved on to a new one, and every item arrives', async (t) => {

@@ -57,7 +57,7 @@ export class Receiver {
     // allowHalfOpen: a sender's FIN must not close our side before its last CONFIRM is written.
     this.#server = createListener(options.tls, (socket) => {
       const { store, limits, timeouts, maxConnections, secret } = this.#options;
-      if (this.#sessions.size >= maxConnections)
+      if (this.#sessions.size >= maxConnections && !this.#reclaimIdlest())
         return turnAway(socket, maxConnections, secret !== undefined);
       const session = new Session(socket, store, limits, timeouts, this.#events, secret);
       this.#sessions.add(session);
@@ -67,6 +67,30 @@ export class Receiver {
         this.#events.sessionEnded(report, this.#addToRun(report));
       });
     });
+  }
+
+  /**
+   * At the cap, the connection whose sender has had nothing under way for longest makes room
+   * (told "busy", which it may retry): otherwise peers that connect and say nothing would keep
+   * every legitimate sender out for a whole idle timeout. A connection with items in flight is
+   * never reclaimed. Per-address caps would not help: behind NAT, or on loopback, everyone
+   * shares one address.
+   */
+  #reclaimIdlest(): boolean {
+    let idlest: Session | undefined;
+    let since = Number.POSITIVE_INFINITY;
+    for (const session of this.#sessions) {
+      const idle = session.idleSince;
+      if (idle !== undefined && idle < since) {
+        idlest = session;
+        since = idle;
+      }
+    }
+    if (idlest === undefined) return false;
+    // Forgotten now, so that the next connection reclaims another; it ends by itself.
+    this.#sessions.delete(idlest);
+    idlest.reclaim();
+    return true;
   }
 
   #addToRun(report: SessionReport): RunTotals {

@@ -12,7 +12,8 @@ import {
   ReceiverMachine,
   type ValidOffer,
 } from '../protocol/receiver-machine.js';
-import { type ItemWriter, ioRejectCode, type ReceiveStore } from '../store/receive-store.js';
+import { type ItemWriter, ioRejectCode } from '../store/item-writer.js';
+import type { ReceiveStore } from '../store/receive-store.js';
 
 export interface ItemReport {
   peer: string;
@@ -68,6 +69,7 @@ export class Session {
   /** Fires when the message being received took too long to arrive whole. */
   #deadline: NodeJS.Timeout | undefined;
   #deadlineFor: FrameParser['partial'] = 'none';
+  #lastHeard = performance.now();
   readonly ended: Promise<SessionReport>;
 
   constructor(
@@ -99,18 +101,19 @@ export class Session {
       });
     });
     socket.setNoDelay(true);
-    socket.setTimeout(idleTimeoutMs, () => {
+    // A listener, not setTimeout's callback: Node adds that with once(), so it would fire only
+    // the first time, and a session busy then would never be timed out again.
+    socket.setTimeout(idleTimeoutMs);
+    socket.on('timeout', () => {
       // A peer that never closes its side after ours is dropped now.
       if (this.#over) return socket.destroy();
-      // Verifying and placing items may take a while; the sender is rightly silent then.
-      if (this.#busy || this.#background.size > 0) return socket.setTimeout(idleTimeoutMs);
-      this.#enqueue(() =>
-        this.#run(
-          this.#machine.abort(new ProtocolError(`no bytes for ${idleTimeoutMs / 1000} s`, ErrorCode.Timeout)),
-        ),
-      );
+      // Verifying and placing items may take a while; the sender is rightly silent then. The
+      // timer restarts by itself after each timeout.
+      if (this.#busy || this.#background.size > 0) return;
+      this.#end(new ProtocolError(`no bytes for ${idleTimeoutMs / 1000} s`, ErrorCode.Timeout));
     });
     socket.on('data', (chunk: Buffer) => {
+      this.#lastHeard = performance.now();
       socket.pause();
       this.#enqueue(() => this.#handle(chunk));
     });
@@ -142,8 +145,7 @@ export class Session {
     this.#deadline = setTimeout(() => {
       if (this.#busy) return this.#armDeadline();
       const what = partial === 'payload' ? 'a DATA or CHUNK frame' : 'a hello or frame header';
-      const error = new ProtocolError(`${what} took over ${ms / 1000} s to arrive`, ErrorCode.Timeout);
-      this.#enqueue(() => this.#run(this.#machine.abort(error)));
+      this.#end(new ProtocolError(`${what} took over ${ms / 1000} s to arrive`, ErrorCode.Timeout));
     }, ms);
     this.#deadline.unref();
   }
@@ -151,6 +153,29 @@ export class Session {
   /** HOST:PORT of the sender. */
   get peer(): string {
     return this.#peer;
+  }
+
+  /**
+   * When the sender was last heard (performance.now()), if it has nothing under way here: no
+   * item open, nothing being handled. Undefined while it does, or once the session is ending.
+   */
+  get idleSince(): number | undefined {
+    if (this.#over || this.#busy || this.#background.size > 0 || this.#machine.openItems > 0)
+      return undefined;
+    return this.#lastHeard;
+  }
+
+  /** Ends the session at once with `error`, told to the peer. */
+  #end(error: ProtocolError): void {
+    this.#enqueue(() => this.#run(this.#machine.abort(error)));
+  }
+
+  /** The receiver is at its connection cap and needs this idle connection's place (§6). */
+  reclaim(): void {
+    this.#end(
+      new ProtocolError('the receiver needed this idle connection for another sender', ErrorCode.Busy),
+    );
+    this.#over = true;
   }
 
   /** Stops the session for a shutdown: commits under way finish, the rest stays resumable. */

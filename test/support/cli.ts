@@ -25,6 +25,8 @@ export interface Finished {
 
 export interface Running {
   child: ChildProcess;
+  /** Signals the process (under a wrapper: the wrapper and all it runs). */
+  signal(sig: NodeJS.Signals): void;
   /** Output so far. */
   readonly stdout: string;
   readonly stderr: string;
@@ -32,11 +34,15 @@ export interface Running {
   stdoutBytes(): Buffer;
   /** Resolves when stderr (or stdout) contains `pattern`; rejects if the process exits first. */
   waitFor(pattern: RegExp, stream?: 'stderr' | 'stdout'): Promise<RegExpMatchArray>;
+  /** Resolves once `condition` holds after some output; rejects if the process exits first. */
+  waitUntil(condition: () => boolean, what?: string): Promise<void>;
 }
 
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   stdin?: Buffer | Readable;
+  /** A command to run ackship under, such as ['strace', '-f', ...]. */
+  wrap?: string[];
 }
 
 /** Starts `ackship ARGS`; the child is killed when the test ends. */
@@ -45,13 +51,20 @@ export function ackship(
   args: string[],
   options: SpawnOptions = {},
 ): Running & { stdoutBytes(): Buffer } {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const [command, ...prefix] = [...(options.wrap ?? []), process.execPath];
+  const child = spawn(command as string, [...prefix, BIN, ...args], {
     env: { ...process.env, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    // Under a wrapper (strace), the wrapper's tracee dies with it only when killed as a group.
+    detached: options.wrap !== undefined,
   });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  // Under a wrapper, the whole group: the wrapper and what it runs.
+  const signal = (sig: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (options.wrap !== undefined) process.kill(-(child.pid as number), sig);
+    else child.kill(sig);
+  };
+  t.after(() => signal('SIGKILL'));
   const out: Buffer[] = [];
   let stderr = '';
   const watchers: Array<() => void> = [];
@@ -73,8 +86,9 @@ export function ackship(
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr }),
     );
   });
-  const running = {
+  const running: Running = {
     child,
+    signal,
     get stdout() {
       return Buffer.concat(out).toString();
     },
@@ -84,18 +98,26 @@ export function ackship(
     stdoutBytes: () => Buffer.concat(out),
     exited,
     waitFor(pattern: RegExp, stream: 'stderr' | 'stdout' = 'stderr') {
-      return new Promise<RegExpMatchArray>((resolve, reject) => {
+      const text = () => (stream === 'stderr' ? stderr : Buffer.concat(out).toString());
+      let match: RegExpMatchArray | null = null;
+      return running
+        .waitUntil(() => {
+          match = text().match(pattern);
+          return match !== null;
+        }, `${pattern}`)
+        .then(() => match as RegExpMatchArray);
+    },
+    waitUntil(condition: () => boolean, what = 'a condition') {
+      return new Promise<void>((resolve, reject) => {
         const check = () => {
-          const match = (stream === 'stderr' ? stderr : Buffer.concat(out).toString()).match(pattern);
-          if (match) {
-            watchers.splice(watchers.indexOf(check), 1);
-            resolve(match);
-          }
+          if (!condition()) return;
+          watchers.splice(watchers.indexOf(check), 1);
+          resolve();
         };
         watchers.push(check);
         check();
         void exited.then((f) =>
-          reject(new Error(`exited (${f.code ?? f.signal}) before ${pattern}: ${f.stderr}`)),
+          reject(new Error(`exited (${f.code ?? f.signal}) before ${what}: ${f.stderr}`)),
         );
       });
     },

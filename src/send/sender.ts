@@ -257,7 +257,7 @@ async function streamAttempt(
   }
   if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after OFFER`);
   return afterAnswer(connection, () =>
-    sendStream(connection, link, item, source, stream, answer.offset, tally, events),
+    sendStream(connection, link, item, source, stream, answer, tally, events),
   );
 }
 
@@ -267,11 +267,12 @@ async function sendStream(
   item: SenderItem,
   source: Source,
   stream: StreamWindow,
-  offset: number,
+  accepted: { offset: number; prefixHash: bigint },
   tally: Tally,
   events: TransferEvents,
 ): Promise<{ size: number; hash: bigint }> {
-  stream.resumeAt(offset);
+  const { offset } = accepted;
+  stream.resumeAt(offset, accepted.prefixHash);
   tally.resumedFrom = offset;
   // Everything the receiver says while we send: ACKs free the window; anything else ends the item.
   const verdict = (async () => {

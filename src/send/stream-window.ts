@@ -4,7 +4,7 @@
 // window is full, the input is not read: its producer waits, as it would for a slow pipe.
 import type { Readable } from 'node:stream';
 import { InputError, ProtocolError } from '../errors.js';
-import { createHasher } from '../hash.js';
+import { createHasher, hashHex } from '../hash.js';
 import { MAX_CHUNK_LEN } from '../protocol/constants.js';
 
 export class StreamWindow {
@@ -20,6 +20,12 @@ export class StreamWindow {
   #read = 0;
   #ended = false;
   readonly #hasher = createHasher();
+  /**
+   * The xxHash64 of the stream's bytes before each CHUNK boundary still held (and the base):
+   * what a resume's prefix hash must equal. Every held piece is at most one CHUNK, so every
+   * CHUNK ends on one of these, and so does every durable offset a receiver can announce.
+   */
+  readonly #boundaries = new Map<number, bigint>([[0, this.#hasher.digest()]]);
   #hash: bigint | undefined;
   #filling: Promise<void> | undefined;
   readonly #waiting: Array<() => void> = [];
@@ -47,11 +53,23 @@ export class StreamWindow {
     return this.#input;
   }
 
-  /** The receiver holds `offset` bytes durably; an offset outside what we still hold is its fault. */
-  resumeAt(offset: number): void {
+  /**
+   * The receiver holds `offset` bytes durably, hashing to `prefixHash`. An offset outside what
+   * we still hold, or a prefix that is not what we sent, is its fault: resuming there would
+   * only fail at the TRAILER, after all of the rest was sent.
+   */
+  resumeAt(offset: number, prefixHash: bigint): void {
     if (offset < this.#base || offset > this.#read) {
       throw new ProtocolError(
         `receiver resumes the stream at ${offset}, but acknowledged ${this.#base} and was sent ${this.#read} bytes`,
+      );
+    }
+    const sent = this.#boundaries.get(offset);
+    if (sent === undefined)
+      throw new ProtocolError(`receiver resumes the stream at ${offset}, where no CHUNK it was sent ended`);
+    if (sent !== prefixHash) {
+      throw new ProtocolError(
+        `receiver's copy of the stream's first ${offset} bytes is not what was sent (xxh64 ${hashHex(prefixHash)}, sent ${hashHex(sent)})`,
       );
     }
     this.release(offset);
@@ -71,6 +89,11 @@ export class StreamWindow {
     if (this.#base < offset) {
       this.#held[0] = (this.#held[0] as Buffer).subarray(offset - this.#base);
       this.#base = offset;
+    }
+    // In increasing order, as they were added: drop those below the base, keep the base's own.
+    for (const boundary of this.#boundaries.keys()) {
+      if (boundary >= this.#base) break;
+      this.#boundaries.delete(boundary);
     }
     this.#wake();
   }
@@ -126,9 +149,12 @@ export class StreamWindow {
       return;
     }
     const piece = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
-    if (piece.length === 0) return;
-    this.#hasher.update(piece);
-    this.#held.push(piece);
-    this.#read += piece.length;
+    for (let at = 0; at < piece.length; at += MAX_CHUNK_LEN) {
+      const part = piece.subarray(at, at + MAX_CHUNK_LEN);
+      this.#hasher.update(part);
+      this.#held.push(part);
+      this.#read += part.length;
+      this.#boundaries.set(this.#read, this.#hasher.digest());
+    }
   }
 }

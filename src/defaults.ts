@@ -12,6 +12,8 @@ export const DEFAULTS = {
   maxConnections: 256,
   /** recv: items one connection may offer before it must go on over a new one. */
   maxItemsPerConnection: 1_000_000,
+  /** recv: seconds a confirmed transfer id is remembered, so that its retry is confirmed again. */
+  dedupWindowSeconds: 30 * 86400,
   /** recv: seconds after its last write that a partial nobody resumed is deleted. */
   partialTtlSeconds: 7 * 86400,
   /** recv: longest name accepted, in UTF-8 bytes (the protocol's own limit). */

@@ -139,6 +139,8 @@ export interface ServeOptions {
   tls?: ServerTls;
   /** Seconds after its last write that a partial nobody resumed is deleted (default 7 days). */
   partialTtl?: number;
+  /** Seconds a confirmed id is remembered: its retry within them is confirmed again, not stored twice. */
+  dedupWindow?: number;
   /** Closes the receiver (as close() does) when aborted. */
   signal?: AbortSignal;
 }
@@ -199,7 +201,9 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
     let self: AckshipReceiver | undefined;
     try {
       const store = await mkdir(dir, { recursive: true })
-        .then(() => ReceiveStore.open(dir, placement))
+        .then(() =>
+          ReceiveStore.open(dir, placement, (options.dedupWindow ?? DEFAULTS.dedupWindowSeconds) * 1000),
+        )
         .catch((err: Error) => {
           throw new LocalIoError(`cannot use ${dir} as the output directory: ${err.message}`);
         });

@@ -58,6 +58,12 @@ ${EXIT_STATUS_HELP}`;
   ];
 
   static override flags = {
+    'dedup-window': secondsFlag({
+      default: DEFAULTS.dedupWindowSeconds,
+      description:
+        'How long a confirmed transfer id is remembered (default 30d): a retry within it is confirmed again, one after it is received as a new item.',
+      env: 'ACKSHIP_DEDUP_WINDOW',
+    }),
     'idle-timeout': secondsFlag({
       default: DEFAULTS.idleTimeoutSeconds,
       description: 'Seconds a sender may stay silent before its session is ended (it can resume).',
@@ -184,6 +190,7 @@ ${EXIT_STATUS_HELP}`;
       ...(secret !== undefined && { secret }),
       ...(tls !== undefined && { tls }),
       partialTtl: flags['partial-ttl'],
+      dedupWindow: flags['dedup-window'],
       ...(flags['max-size'] !== undefined && { maxSize: flags['max-size'] }),
     }).catch(async (err: unknown) => {
       await sink?.close();

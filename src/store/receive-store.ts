@@ -189,11 +189,12 @@ export class ReceiveStore {
   }
 
   /** Opens (creating where needed) the state directory inside `dir`. */
-  static async open(dir: string, placement: Placement): Promise<ReceiveStore> {
+  /** `dedupWindowMs`: how long a confirmed id is answered as such (§7). */
+  static async open(dir: string, placement: Placement, dedupWindowMs: number): Promise<ReceiveStore> {
     const stateDir = join(dir, STATE_DIR_NAME);
     const partsDir = join(stateDir, 'parts');
     await mkdir(partsDir, { recursive: true, mode: 0o700 });
-    const journal = await ConfirmedJournal.open(join(stateDir, 'confirmed.jsonl'));
+    const journal = await ConfirmedJournal.open(join(stateDir, 'confirmed.jsonl'), dedupWindowMs);
     // The entries just made (parts/, the journal) must outlive a power cut like what they hold.
     await fsyncDir(stateDir);
     await fsyncDir(dir);
@@ -227,7 +228,7 @@ export class ReceiveStore {
     const id = offer.id.toString('hex');
     const path = join(this.#partsDir, id);
     try {
-      const confirmed = this.journal.get(id);
+      const confirmed = await this.journal.get(id);
       if (confirmed !== undefined) {
         const again = await this.#confirmAgain(confirmed, offer, path);
         if (again !== undefined) return { decision: again };
@@ -289,7 +290,7 @@ export class ReceiveStore {
       const info = await stat(path).catch(() => undefined);
       if (info === undefined || Date.now() - info.mtimeMs <= ttlMs) continue;
       // Checked right before the unlink, with no await between: an OFFER that began meanwhile is seen.
-      if (this.#claims.has(partId(entry)) || this.journal.get(entry) !== undefined) continue;
+      if (this.#claims.has(partId(entry)) || this.journal.has(entry)) continue;
       await unlink(path).catch(() => {});
       await unlink(syncedRecordPath(path)).catch(() => {});
       removed++;

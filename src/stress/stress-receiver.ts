@@ -6,6 +6,7 @@
 //
 //   stress-receiver.js '{"backend":"plain"|"ackship","trouble":"...","port":0,"dir":"..."}'
 import { type AddressInfo, connect, createServer, type Server } from 'node:net';
+import { DEFAULTS } from '../defaults.js';
 import { loadHasher } from '../hash.js';
 import { Receiver } from '../recv/receiver.js';
 import { DirectoryPlacement } from '../store/placement.js';
@@ -66,7 +67,11 @@ async function plainBackend(): Promise<number> {
  * message it holds.
  */
 async function ackshipBackend(dir: string): Promise<{ port: number; receiver: Receiver }> {
-  const store = await ReceiveStore.open(dir, new DirectoryPlacement(dir, false));
+  const store = await ReceiveStore.open(
+    dir,
+    new DirectoryPlacement(dir, false),
+    DEFAULTS.dedupWindowSeconds * 1000,
+  );
   const receiver = new Receiver(
     {
       listen: { host: '127.0.0.1', port: 0 },

@@ -68,7 +68,10 @@ export interface LazyFs {
 /** Mounts LazyFS over a fresh backing directory; unmounted and removed when the test ends. */
 export async function mountLazyFs(t: TestContext): Promise<LazyFs> {
   // Its own directory, removed only after the unmount (a test's temp dir may go first).
-  const base = await mkdtemp(join(tmpdir(), 'ackship-lazyfs-'));
+  // No "-" before the random part: LazyFS silently ignores a --config-path containing "-o" (any
+  // case), and mkdtemp's random letters can start with an o.
+  const base = await mkdtemp(join(tmpdir(), 'ackship_lazyfs_'));
+  if (/-o/i.test(base)) throw new Error(`LazyFS would ignore a config under ${base} (it contains "-o")`);
   const root = join(base, 'root');
   const mnt = join(base, 'mnt');
   const faults = join(base, 'faults.fifo');
@@ -77,7 +80,6 @@ export async function mountLazyFs(t: TestContext): Promise<LazyFs> {
   await mkdir(root, { recursive: true });
   await mkdir(mnt, { recursive: true });
   execFileSync('mkfifo', [faults, done]);
-  // Paths in the config must not contain "-o" (LazyFS then ignores it): base comes from mkdtemp.
   await writeFile(
     config,
     [
@@ -110,7 +112,7 @@ export async function mountLazyFs(t: TestContext): Promise<LazyFs> {
     });
   };
   let fs: ChildProcess | undefined;
-  const mount = async (attempts = 3): Promise<void> => {
+  const mount = async (): Promise<void> => {
     listen();
     fs = spawn(
       LAZYFS_BIN,
@@ -128,14 +130,7 @@ export async function mountLazyFs(t: TestContext): Promise<LazyFs> {
       ],
       { stdio: 'ignore' },
     );
-    try {
-      await until('LazyFS to mount', () => mounted(mnt));
-    } catch (err) {
-      // Seen now and then right after an unmount: a fresh process mounts.
-      fs.kill('SIGKILL');
-      if (attempts <= 1) throw err;
-      await mount(attempts - 1);
-    }
+    await until('LazyFS to mount', () => mounted(mnt));
   };
   const unmount = async () => {
     if (fs === undefined) return;

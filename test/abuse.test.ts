@@ -10,7 +10,7 @@ import { loadHasher, xxh64 } from '../src/hash.js';
 import { encodeFrame } from '../src/protocol/codec.js';
 import { ErrorCode, Kind, RejectCode } from '../src/protocol/constants.js';
 import { startReceiver, tempDir } from './support/cli.js';
-import { transferId as id, offerFrame as offer, rawSender, show } from './support/raw-sender.js';
+import { transferId as id, offerFrame as offer, rawSender, sendItem, show } from './support/raw-sender.js';
 
 await loadHasher();
 
@@ -59,14 +59,7 @@ describe('a hostile sender speaking raw frames', () => {
     const { dir, out, receiver } = await setUp(t);
     // First store a file properly.
     const good = await rawSender(t, receiver.port);
-    const payload = Buffer.from('stored and confirmed');
-    good.send(offer(0, 'kept.txt', payload.length));
-    await good.frames(1);
-    good.send(
-      { kind: Kind.Data, slot: 0, offset: 0, payload },
-      { kind: Kind.End, slot: 0, hash: xxh64(payload) },
-    );
-    const [, confirm] = await good.frames(2);
+    const confirm = await sendItem(good, 'kept.txt', Buffer.from('stored and confirmed'));
     assert.equal(confirm?.kind, Kind.Confirm);
     // Then DATA for that slot after its end.
     good.send({ kind: Kind.Data, slot: 0, offset: 0, payload: Buffer.from('overwrite!') });

@@ -66,6 +66,15 @@ async function makeTree(dir: string, count: number, size: number): Promise<Tree>
   return { src, files };
 }
 
+/** A tree of `count` random files in a temp dir, and a receiver (under `wrap`) writing to LazyFS. */
+async function treeUnderLazyFs(t: TestContext, count: number, size: number, wrap: string[] = []) {
+  const dir = await tempDir(t);
+  const fs = await mountLazyFs(t);
+  const tree = await makeTree(dir, count, size);
+  const recv = await receiver(t, join(fs.mnt, 'out'), 0, wrap);
+  return { dir, fs, tree, recv };
+}
+
 /** Names the sender reported confirmed. */
 function confirmedBy(sent: { stdout: string }): string[] {
   return records(sent.stdout)
@@ -141,10 +150,7 @@ async function recoverAndFinish(t: TestContext, fs: LazyFs, dir: string, tree: T
 describe('power loss under a real receiver (LazyFS)', { skip, concurrency: false, timeout: 120_000 }, () => {
   for (const cutAfter of [3, 12]) {
     test(`a tree, cut mid-transfer after ${cutAfter} items were confirmed`, async (t) => {
-      const dir = await tempDir(t);
-      const fs = await mountLazyFs(t);
-      const tree = await makeTree(dir, 24, 256 * 1024);
-      const recv = await receiver(t, join(fs.mnt, 'out'));
+      const { dir, fs, tree, recv } = await treeUnderLazyFs(t, 24, 256 * 1024);
       const sender = sendTree(t, dir, recv.port, [tree.src], ['--retries', '0']);
       await recv.waitUntil(
         () => records(recv.stdout).filter((r) => r.event === 'confirmed').length >= cutAfter,
@@ -157,10 +163,7 @@ describe('power loss under a real receiver (LazyFS)', { skip, concurrency: false
   }
 
   test('a tree, cut between the journal fsync and the link into place', async (t) => {
-    const dir = await tempDir(t);
-    const fs = await mountLazyFs(t);
-    const tree = await makeTree(dir, 12, 64 * 1024);
-    const recv = await receiver(t, join(fs.mnt, 'out'));
+    const { dir, fs, tree, recv } = await treeUnderLazyFs(t, 12, 64 * 1024);
     // LazyFS dies before the first link out of the parts dir: journalled, not yet placed.
     const crashed = fs.crashAt('timing=before::op=link::from_rgx=parts');
     const sender = sendTree(t, dir, recv.port, [tree.src], ['--retries', '0']);
@@ -173,10 +176,7 @@ describe('power loss under a real receiver (LazyFS)', { skip, concurrency: false
   });
 
   test('a tree, cut right after the sender exited 0', async (t) => {
-    const dir = await tempDir(t);
-    const fs = await mountLazyFs(t);
-    const tree = await makeTree(dir, 16, 128 * 1024);
-    const recv = await receiver(t, join(fs.mnt, 'out'));
+    const { dir, fs, tree, recv } = await treeUnderLazyFs(t, 16, 128 * 1024);
     const first = await sendTree(t, dir, recv.port, [tree.src]).exited;
     assert.equal(first.code, 0, first.stderr);
     await crash(fs, recv);
@@ -230,9 +230,6 @@ describe('power loss under a real receiver (LazyFS)', { skip, concurrency: false
   test('control: a receiver whose fsyncs do nothing loses confirmed items, and the check sees it', {
     skip: straceMissing,
   }, async (t) => {
-    const dir = await tempDir(t);
-    const fs = await mountLazyFs(t);
-    const tree = await makeTree(dir, 8, 128 * 1024);
     const noSync = [
       'strace',
       '-f',
@@ -244,7 +241,7 @@ describe('power loss under a real receiver (LazyFS)', { skip, concurrency: false
       '-e',
       'inject=fsync,fdatasync:retval=0',
     ];
-    const recv = await receiver(t, join(fs.mnt, 'out'), 0, noSync);
+    const { dir, fs, tree, recv } = await treeUnderLazyFs(t, 8, 128 * 1024, noSync);
     const first = await sendTree(t, dir, recv.port, [tree.src]).exited;
     assert.equal(first.code, 0, first.stderr);
     await crash(fs, recv);

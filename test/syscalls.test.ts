@@ -6,11 +6,11 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { loadHasher, xxh64 } from '../src/hash.js';
+import { loadHasher } from '../src/hash.js';
 import { ErrorCode, Kind } from '../src/protocol/constants.js';
 import { BIN, type Finished, hasCommand, records, run, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
-import { offerFrame, rawSender, show } from './support/raw-sender.js';
+import { rawSender, sendItem, show } from './support/raw-sender.js';
 
 await loadHasher();
 
@@ -163,14 +163,7 @@ describe('system calls of a real receiver', { skip }, () => {
       ['--out', join(dir, 'out'), '--idle-timeout', '1'],
     );
     const peer = await rawSender(t, receiver.port);
-    const payload = Buffer.from('slow to commit');
-    peer.send(offerFrame(0, 'slow.txt', payload.length));
-    await peer.frames(1);
-    peer.send(
-      { kind: Kind.Data, slot: 0, offset: 0, payload },
-      { kind: Kind.End, slot: 0, hash: xxh64(payload) },
-    );
-    const [, confirm] = await peer.frames(2);
+    const confirm = await sendItem(peer, 'slow.txt', Buffer.from('slow to commit'));
     assert.equal(confirm?.kind, Kind.Confirm);
     // Now nothing is in flight: the next idle timeout must end the session.
     const [, , timedOut] = await peer.frames(3);

@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
+import { xxh64 } from '../../src/hash.js';
 import { encodeFrame, encodeHello, type Frame } from '../../src/protocol/codec.js';
 import { Kind, MAX_VERSION, Role } from '../../src/protocol/constants.js';
 import { FrameParser, type Incoming } from '../../src/protocol/frame-parser.js';
@@ -75,3 +76,25 @@ export const offerFrame = (
   size,
   name: Buffer.from(name),
 });
+
+/**
+ * Offers one item in slot 0 and, once it is ACCEPTed, sends all of `payload` and its END.
+ * Resolves the receiver's last answer: CONFIRM or REJECT, an ERROR, or undefined if it closed.
+ * (The caller loads the hasher.)
+ */
+export async function sendItem(
+  peer: RawSender,
+  name: string,
+  payload: Buffer,
+  id?: Buffer,
+): Promise<Frame | undefined> {
+  const before = peer.received.length;
+  peer.send(offerFrame(0, name, payload.length, id));
+  const answer = (await peer.frames(before + 1).catch(() => peer.received))[before];
+  if (answer?.kind !== Kind.Accept) return answer;
+  peer.send(
+    { kind: Kind.Data, slot: 0, offset: 0, payload },
+    { kind: Kind.End, slot: 0, hash: xxh64(payload) },
+  );
+  return (await peer.frames(before + 2).catch(() => peer.received))[before + 1];
+}

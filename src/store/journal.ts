@@ -10,10 +10,11 @@
 // directory fsynced, so no record inside the window is lost at any instant.
 
 import type { FileHandle } from 'node:fs/promises';
-import { open, rename, stat } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GroupCommit } from './group-commit.js';
-import { IdIndex } from './id-index.js';
+import { IdIndex, type IndexEntry, KEY_WORDS, keyFromHex, newKey } from './id-index.js';
+import { dropSnapshot, loadSnapshot, saveSnapshot } from './index-snapshot.js';
 
 export interface ConfirmedRecord {
   id: string;
@@ -31,8 +32,17 @@ const LINE_START = Buffer.from('{"id":"');
 const ID_HEX = 32;
 const AT_FIELD = Buffer.from('","at":');
 const NEWLINE = Buffer.from('\n');
-/** The journal is scanned in pieces of this size: its memory does not grow with the journal. */
+/**
+ * The index is snapshotted (index-snapshot.ts) whenever the journal has grown this much past the
+ * last snapshot, so that even a receiver that never closes cleanly scans at most this at start.
+ */
+const SNAPSHOT_AFTER = 16 * 1024 * 1024;
+
+const snapshotPath = (journalPath: string) => `${journalPath.replace(/\.jsonl$/, '')}.index`;
+/** The journal is scanned in pieces of this size. */
 const READ_PIECE = 1024 * 1024;
+/** Lines counted at the journal's start to estimate how many it holds. */
+const SAMPLE = 256 * 1024;
 /** The longest line: a 4096-byte name, every character of it escaped at most twice over. */
 const MAX_LINE = 16 * 1024;
 
@@ -55,28 +65,44 @@ const HEX_VALUE = new Int8Array(256).fill(-1);
 for (let i = 0; i < 10; i++) HEX_VALUE[0x30 + i] = i;
 for (let i = 0; i < 6; i++) HEX_VALUE[0x61 + i] = 10 + i;
 
-/** Decodes 32 lowercase hex digits at `from` into `id`; false if they are not that. */
-function decodeId(text: Buffer, from: number, id: Buffer): boolean {
+/** Whether `text` holds `expected` at `from` (a loop: a native compare costs more per line). */
+function holdsAt(text: Buffer, from: number, expected: Buffer): boolean {
+  for (let i = 0; i < expected.length; i++) if (text[from + i] !== expected[i]) return false;
+  return true;
+}
+
+/**
+ * Reads the 32 lowercase hex digits at `from` into `key` (as `keyFromHex` does); false if they
+ * are not that.
+ */
+function decodeKey(text: Buffer, from: number, key: Uint32Array): boolean {
+  let word = 0;
   for (let i = 0; i < ID_HEX / 2; i++) {
     const hi = HEX_VALUE[text[from + 2 * i] as number] as number;
     const lo = HEX_VALUE[text[from + 2 * i + 1] as number] as number;
     if (hi < 0 || lo < 0) return false;
-    id[i] = hi * 16 + lo;
+    word |= (hi * 16 + lo) << (8 * (i % 4));
+    if (i % 4 === 3) {
+      if (i < 4 * KEY_WORDS) key[i >> 2] = word;
+      else key[0] = (key[0] as number) ^ word;
+      word = 0;
+    }
   }
   return true;
 }
 
 /**
- * The id (into `id`) and time of one line, read at fixed places without parsing JSON; JSON
- * only for lines of older versions, which have no time. Undefined for a line that is no record.
+ * The key (into `key`) and time of one line, read at fixed places without parsing JSON; JSON
+ * only for lines of older versions, which have no time (null). Undefined for a line that is no
+ * record.
  */
-function scanLine(text: Buffer, start: number, end: number, now: number, id: Buffer): number | undefined {
+function scanLine(text: Buffer, start: number, end: number, key: Uint32Array): number | null | undefined {
   if (end - start < LINE_START.length + ID_HEX + 2 || text[end - 1] !== 0x7d /* } */) return undefined;
   const idEnd = start + LINE_START.length + ID_HEX;
   if (
-    text.compare(LINE_START, 0, LINE_START.length, start, start + LINE_START.length) === 0 &&
-    text.compare(AT_FIELD, 0, AT_FIELD.length, idEnd, idEnd + AT_FIELD.length) === 0 &&
-    decodeId(text, start + LINE_START.length, id)
+    holdsAt(text, start, LINE_START) &&
+    holdsAt(text, idEnd, AT_FIELD) &&
+    decodeKey(text, start + LINE_START.length, key)
   ) {
     let at = 0;
     let digit = idEnd + AT_FIELD.length;
@@ -84,120 +110,177 @@ function scanLine(text: Buffer, start: number, end: number, now: number, id: Buf
       at = at * 10 + (text[digit] as number) - 0x30;
     if (digit > idEnd + AT_FIELD.length && text[digit] === 0x2c) return at;
   }
-  // Written before the dedup window: no time; kept for a whole window from now.
+  // Written before the dedup window: no time (null); kept for a whole window from now.
   const record = parseRecord(text.toString('utf8', start, end));
   if (record === undefined) return undefined;
-  id.write(record.id, 'hex');
-  return record.at ?? now;
+  keyFromHex(record.id, key);
+  return record.at ?? null;
 }
 
-/** Calls `line` for every line of the file at `path`, read a piece at a time. */
+/**
+ * About how many lines `file` holds, from the length of those at its start, a little over: the
+ * index is sized once for them, not grown (and copied) as they load.
+ */
+async function estimateLines(file: FileHandle): Promise<number> {
+  const size = (await file.stat()).size;
+  const sample = Buffer.allocUnsafe(Math.min(SAMPLE, size));
+  const { bytesRead } = await file.read(sample, 0, sample.length, 0);
+  let lines = 0;
+  for (let at = sample.indexOf(10); at !== -1 && at < bytesRead; at = sample.indexOf(10, at + 1)) lines++;
+  return lines === 0 ? 0 : Math.ceil((size / bytesRead) * lines * 1.05);
+}
+
+/**
+ * Calls `line` for every line of `file` from offset `from` on, read a piece at a time into one buffer: its
+ * memory does not grow with the journal. A line longer than any this code writes is no record,
+ * and is passed on as one piece of junk however long it is.
+ */
 async function eachLine(
-  path: string,
+  file: FileHandle,
+  from: number,
   line: (text: Buffer, start: number, end: number, offset: number) => void,
 ): Promise<{ length: number; endsWithNewline: boolean }> {
-  const file = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
-  if (file === undefined) return { length: 0, endsWithNewline: true };
-  try {
-    let carry = Buffer.alloc(0);
-    let offset = 0;
-    for (;;) {
-      const piece = Buffer.allocUnsafe(READ_PIECE);
-      const { bytesRead } = await file.read(piece, 0, piece.length, null);
-      const text =
-        carry.length > 0
-          ? Buffer.concat([carry, piece.subarray(0, bytesRead)])
-          : piece.subarray(0, bytesRead);
-      let start = 0;
-      for (let newline = text.indexOf(10); newline !== -1; newline = text.indexOf(10, start)) {
-        line(text, start, newline, offset + start);
-        start = newline + 1;
-      }
-      offset += start;
-      carry = Buffer.from(text.subarray(start));
-      if (bytesRead === 0) {
-        if (carry.length > 0) line(carry, 0, carry.length, offset);
-        return { length: offset + carry.length, endsWithNewline: carry.length === 0 };
-      }
+  const text = Buffer.allocUnsafe(READ_PIECE + MAX_LINE);
+  /** The journal offset of text[0]. */
+  let base = from;
+  /** Bytes of an unfinished line at the start of `text`. */
+  let carried = 0;
+  /** Inside a line too long to be a record: its bytes are dropped up to its end. */
+  let skipping = false;
+  for (;;) {
+    const { bytesRead } = await file.read(text, carried, text.length - carried, base + carried);
+    const filled = carried + bytesRead;
+    let start = 0;
+    for (
+      let newline = text.indexOf(10);
+      newline !== -1 && newline < filled;
+      newline = text.indexOf(10, start)
+    ) {
+      if (!skipping) line(text, start, newline, base + start);
+      skipping = false;
+      start = newline + 1;
     }
-  } finally {
-    await file.close();
+    if (bytesRead === 0) {
+      if (filled > start && !skipping) line(text, start, filled, base + start);
+      return { length: base + filled, endsWithNewline: filled === start && !skipping };
+    }
+    if (filled - start > MAX_LINE) {
+      if (!skipping) line(text, start, filled, base + start);
+      skipping = true;
+      start = filled;
+    }
+    text.copyWithin(0, start, filled);
+    base += start;
+    carried = filled - start;
   }
 }
 
 export class ConfirmedJournal {
+  readonly #path: string;
   readonly #index: IdIndex;
   readonly #windowMs: number;
   #file: FileHandle;
   /** The journal's length: where the next line goes. */
   #length: number;
+  /** Lines in the journal, records or not: what is not a live record is due for compaction. */
+  #lines: number;
+  /** The journal's length at the last snapshot of the index. */
+  #snapshotted = 0;
   /** Lines waiting for the next group write. */
   #pending: StoredRecord[] = [];
   /** A failed write may have left a torn line: the next one starts on a fresh line. */
   #torn = false;
   readonly #flush = new GroupCommit(() => this.#writePending());
 
-  private constructor(index: IdIndex, windowMs: number, file: FileHandle, length: number) {
+  private constructor(
+    path: string,
+    index: IdIndex,
+    windowMs: number,
+    file: FileHandle,
+    length: number,
+    lines: number,
+  ) {
+    this.#path = path;
     this.#index = index;
     this.#windowMs = windowMs;
     this.#file = file;
     this.#length = length;
+    this.#lines = lines;
   }
 
   /** Opens the journal at `path`, keeping ids confirmed within the last `windowMs`. */
   static async open(path: string, windowMs: number): Promise<ConfirmedJournal> {
     const now = Date.now();
     const oldest = now - windowMs;
-    // Sized for the journal at once (a line is at least ~90 bytes): no rehashing as it loads.
-    const bytes = await stat(path).then(
-      (info) => info.size,
-      () => 0,
-    );
-    const index = new IdIndex(Math.ceil(bytes / 90));
-    const id = Buffer.alloc(ID_HEX / 2);
-    let dead = 0;
-    let read = await eachLine(path, (text, start, end, offset) => {
-      const at = scanLine(text, start, end, now, id);
-      if (at === undefined || at < oldest) dead++;
-      else {
-        if (index.set(id, offset, at)) dead++; // a later record of the id supersedes it
+    let file = await open(path, 'a+', 0o600);
+    try {
+      const snapshot = await loadSnapshot(snapshotPath(path), file);
+      const index = snapshot?.index ?? new IdIndex(await estimateLines(file));
+      let lines = snapshot?.lines ?? 0;
+      const key = newKey();
+      const read = await eachLine(file, snapshot?.covered ?? 0, (text, start, end, offset) => {
+        lines++;
+        const at = scanLine(text, start, end, key);
+        if (at === undefined) return;
+        // A later record of an id supersedes an earlier one.
+        if ((at ?? now) >= oldest) index.set(key, offset, at ?? now);
+      });
+      let length = read.length;
+      // A torn line must not glue itself to the next record.
+      if (!read.endsWithNewline) {
+        await file.write('\n');
+        length++;
       }
-    });
-    let live = index;
-    if (dead > 0 && dead >= index.size) {
-      live = await ConfirmedJournal.#compact(path, index, now);
-      read = { length: -1, endsWithNewline: true };
+      const journal = new ConfirmedJournal(path, index, windowMs, file, length, lines);
+      const live = index.countSince(oldest);
+      if (lines - live > 0 && lines - live >= live) {
+        await file.close();
+        await dropSnapshot(snapshotPath(path));
+        const compacted = await ConfirmedJournal.#compact(path, index, { now, oldest });
+        file = await open(path, 'a+', 0o600);
+        const reopened = new ConfirmedJournal(
+          path,
+          compacted.index,
+          windowMs,
+          file,
+          compacted.length,
+          compacted.index.size,
+        );
+        await reopened.#snapshot();
+        return reopened;
+      }
+      journal.#snapshotted = snapshot?.covered ?? 0;
+      if (length - journal.#snapshotted >= SNAPSHOT_AFTER) await journal.#snapshot();
+      return journal;
+    } catch (err) {
+      await file.close().catch(() => {});
+      throw err;
     }
-    const file = await open(path, 'a+', 0o600);
-    let length = read.length === -1 ? (await file.stat()).size : read.length;
-    // A torn line must not glue itself to the next record.
-    if (!read.endsWithNewline) {
-      await file.write('\n');
-      length++;
-    }
-    return new ConfirmedJournal(live, windowMs, file, length);
   }
 
   /**
-   * Writes the lines `index` holds (the live ones) beside the journal, fsyncs them, renames them
-   * over it and fsyncs the directory: at every instant one whole journal holds every live id.
+   * Writes the live lines `index` points at beside the journal, fsyncs them, renames them over
+   * it and fsyncs the directory: at every instant one whole journal holds every live id.
    */
-  static async #compact(path: string, index: IdIndex, now: number): Promise<IdIndex> {
-    const compacted = new IdIndex(index.size);
+  static async #compact(
+    path: string,
+    index: IdIndex,
+    { now, oldest }: { now: number; oldest: number },
+  ): Promise<{ index: IdIndex; length: number }> {
+    const compacted = new IdIndex(index.countSince(oldest));
     const temp = `${path}.compact`;
     const out = await open(temp, 'w', 0o600);
+    const journal = await open(path, 'r');
+    let length = 0;
     try {
-      const id = Buffer.alloc(ID_HEX / 2);
+      const key = newKey();
       let pending: Buffer[] = [];
-      let length = 0;
       let written = 0;
-      await eachLine(path, (text, start, end, offset) => {
-        const at = scanLine(text, start, end, now, id);
-        if (at === undefined || index.get(id)?.offset !== offset) return;
-        compacted.set(id, length, at);
+      await eachLine(journal, 0, (text, start, end, offset) => {
+        const at = scanLine(text, start, end, key);
+        const entry = index.get(key);
+        if (at === undefined || entry?.offset !== offset || entry.atMs < oldest) return;
+        compacted.set(key, length, at ?? now);
         pending.push(Buffer.from(text.subarray(start, end)), NEWLINE);
         length += end - start + 1;
       });
@@ -208,6 +291,7 @@ export class ConfirmedJournal {
       await out.sync();
     } finally {
       await out.close();
+      await journal.close();
     }
     await rename(temp, path);
     const dir = await open(dirname(path), 'r');
@@ -216,23 +300,42 @@ export class ConfirmedJournal {
     } finally {
       await dir.close();
     }
-    return compacted;
+    return { index: compacted, length };
   }
 
-  /** Whether `id` (hex) was confirmed within the dedup window. */
+  /** Saves the index for the next start; only after whole lines, so the next scan starts on one. */
+  async #snapshot(): Promise<void> {
+    if (this.#torn) return;
+    this.#snapshotted = this.#length;
+    await saveSnapshot(snapshotPath(this.#path), this.#file, {
+      index: this.#index,
+      covered: this.#length,
+      lines: this.#lines,
+    }).catch(() => {}); // only a cache: the next start scans instead
+  }
+
+  /**
+   * Whether `id` (hex) was confirmed within the dedup window: never no for one that was; yes,
+   * once in 2^96, for another. What depends on the answer being yes reads the record (`get`).
+   */
   has(id: string): boolean {
-    const entry = this.#index.get(Buffer.from(id, 'hex'));
-    return entry !== undefined && entry.atMs >= Date.now() - this.#windowMs;
+    return this.#live(id) !== undefined;
+  }
+
+  #live(id: string): IndexEntry | undefined {
+    const entry = this.#index.get(keyFromHex(id));
+    return entry !== undefined && entry.atMs >= Date.now() - this.#windowMs ? entry : undefined;
   }
 
   /** The record of `id` (hex) if it was confirmed within the dedup window. */
   async get(id: string): Promise<ConfirmedRecord | undefined> {
-    if (!this.has(id)) return undefined;
-    const { offset } = this.#index.get(Buffer.from(id, 'hex')) as { offset: number };
+    const entry = this.#live(id);
+    if (entry === undefined) return undefined;
     const buf = Buffer.alloc(MAX_LINE);
-    const { bytesRead } = await this.#file.read(buf, 0, buf.length, offset);
+    const { bytesRead } = await this.#file.read(buf, 0, buf.length, entry.offset);
     const end = buf.indexOf(10);
     const record = parseRecord(buf.toString('utf8', 0, end === -1 ? bytesRead : end));
+    // The index keys on part of the id: only the record's whole id says it is this one.
     if (record?.id !== id) return undefined;
     return { id: record.id, size: record.size, hash: record.hash, name: record.name };
   }
@@ -252,6 +355,7 @@ export class ConfirmedJournal {
 
   async close(): Promise<void> {
     await this.#flush.run().catch(() => {});
+    await this.#snapshot();
     await this.#file.close();
   }
 
@@ -266,6 +370,7 @@ export class ConfirmedJournal {
     try {
       const { bytesWritten } = await this.#file.write(bytes);
       this.#length += bytesWritten;
+      this.#lines += batch.length + (lead === '' ? 0 : 1);
       if (bytesWritten !== bytes.length) throw new Error('short write to the journal');
       await this.#file.sync();
       this.#torn = false;
@@ -275,8 +380,10 @@ export class ConfirmedJournal {
     }
     let offset = this.#length - bytes.length + Buffer.byteLength(lead);
     for (const [i, record] of batch.entries()) {
-      this.#index.set(Buffer.from(record.id, 'hex'), offset, record.at as number);
+      this.#index.set(keyFromHex(record.id), offset, record.at as number);
       offset += Buffer.byteLength(lines[i] as string);
     }
+    // Here, inside the group write, nothing changes the index while it is saved.
+    if (this.#length - this.#snapshotted >= SNAPSHOT_AFTER) await this.#snapshot();
   }
 }

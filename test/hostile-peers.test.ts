@@ -63,6 +63,37 @@ describe('hostile peers', () => {
     });
   }
 
+  // Found by the model test: an OFFER that arrived while another connection's OFFER of the id
+  // was being decided then waited for that item to settle, not for its decision, so a stale
+  // connection held the retry until its idle timeout (here an hour).
+  test('two connections offering one id back to back: one takes the other over, at once', {
+    timeout: 30_000,
+  }, async (t) => {
+    const receiver = await startReceiver(t, [
+      '--out',
+      join(await tempDir(t), 'out'),
+      '--idle-timeout',
+      '3600',
+    ]);
+    for (let round = 0; round < 5; round++) {
+      const id = Buffer.alloc(16, round + 1);
+      const peers = [await rawSender(t, receiver.port), await rawSender(t, receiver.port)];
+      // Back to back: the second OFFER is read while the first is being decided.
+      for (const peer of peers) peer.send(offerFrame(0, `item-${round}`, 10, id));
+      const taken = await Promise.race(peers.map((peer, i) => peer.closed.then(() => i)));
+      const survivor = peers[1 - taken] as RawSender;
+      const [answer] = await survivor.frames(1);
+      assert.equal(answer?.kind, Kind.Accept, `round ${round}: ${show(answer)}`);
+      const payload = Buffer.alloc(10, round);
+      survivor.send(
+        { kind: Kind.Data, slot: 0, offset: 0, payload },
+        { kind: Kind.End, slot: 0, hash: xxh64(payload) },
+      );
+      assert.equal((await survivor.frames(2))[1]?.kind, Kind.Confirm, `round ${round}`);
+      survivor.end();
+    }
+  });
+
   test('a peer holding hundreds of accepted items after one byte each does not keep a legitimate sender out', async (t) => {
     const dir = await tempDir(t);
     // Idle connections are not cut off within the test: the hog stays for good.

@@ -13,18 +13,40 @@ export interface Holder {
 export interface Claim {
   readonly offer: ValidOffer;
   /** Set once the item was accepted and its data is being received; unset while committing. */
-  holder: Holder | undefined;
+  readonly holder: Holder | undefined;
+  setHolder(holder: Holder | undefined): void;
   /** Ends the claim; safe to call again. */
   release(): void;
-}
-
-interface Entry extends Claim {
-  readonly released: Promise<void>;
 }
 
 /** Whether two offers describe the same item, so that one may stand in for the other. */
 export function sameItem(a: ValidOffer, b: ValidOffer): boolean {
   return a.name === b.name && a.size === b.size && a.stream === b.stream && a.directory === b.directory;
+}
+
+class Entry implements Claim {
+  holder: Holder | undefined;
+  /** Offers waiting for this claim to change: to be taken over, or let go. */
+  #waiting: Array<() => void> = [];
+
+  constructor(
+    readonly offer: ValidOffer,
+    readonly release: () => void,
+  ) {}
+
+  setHolder(holder: Holder | undefined): void {
+    this.holder = holder;
+    this.wake();
+  }
+
+  /** Resolves at the claim's next change. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  wake(): void {
+    for (const resolve of this.#waiting.splice(0)) resolve();
+  }
 }
 
 export class Claims {
@@ -44,23 +66,15 @@ export class Claims {
       const held = this.#held.get(id);
       if (held === undefined) break;
       if (!sameItem(held.offer, offer)) return undefined;
-      if (held.holder !== undefined) await held.holder.takeOver();
-      await held.released;
+      // Not until it settles: a holder that is accepted meanwhile can be taken over then.
+      if (held.holder === undefined) await held.changed();
+      else await held.holder.takeOver();
     }
     // No await between the check above and this set: two OFFERs can never both pass.
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
+    const entry: Entry = new Entry(offer, () => {
+      if (this.#held.get(id) === entry) this.#held.delete(id);
+      entry.wake();
     });
-    const entry: Entry = {
-      offer,
-      holder: undefined,
-      released,
-      release: () => {
-        if (this.#held.get(id) === entry) this.#held.delete(id);
-        release();
-      },
-    };
     this.#held.set(id, entry);
     return entry;
   }

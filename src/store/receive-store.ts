@@ -91,18 +91,21 @@ class ClaimedWriter implements ItemWriter {
   readonly #inner: ItemWriter;
   readonly #claim: Claim;
   readonly #settled: () => void;
+  /** Taken over before its session set `onTakeover`: it is told the moment it does. */
+  #takenOver = false;
 
   constructor(inner: ItemWriter, claim: Claim, settled: () => void) {
     this.#inner = inner;
     this.#claim = claim;
     this.#settled = settled;
     // While its data comes in, a retry of the same item on another connection may take it over.
-    claim.holder = {
+    claim.setHolder({
       takeOver: async () => {
+        this.#takenOver = true;
         this.#inner.onTakeover();
         await this.abandon();
       },
-    };
+    });
   }
 
   get name(): string {
@@ -115,6 +118,7 @@ class ClaimedWriter implements ItemWriter {
 
   set onTakeover(callback: () => void) {
     this.#inner.onTakeover = callback;
+    if (this.#takenOver) callback();
   }
 
   get onTakeover(): () => void {
@@ -135,7 +139,7 @@ class ClaimedWriter implements ItemWriter {
 
   /** A commit is never taken over: a second OFFER of the id waits for its outcome. */
   async commit(expected: bigint): Promise<CommitOutcome> {
-    this.#claim.holder = undefined;
+    this.#claim.setHolder(undefined);
     try {
       return await this.#inner.commit(expected);
     } finally {
@@ -144,7 +148,7 @@ class ClaimedWriter implements ItemWriter {
   }
 
   async abandon(discard?: boolean): Promise<void> {
-    this.#claim.holder = undefined;
+    this.#claim.setHolder(undefined);
     try {
       await this.#inner.abandon(discard);
     } finally {

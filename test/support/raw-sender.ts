@@ -34,7 +34,8 @@ export async function rawSender(t: TestContext, port: number, version = MAX_VERS
     for (const wake of waiters.splice(0)) wake();
   });
   let isClosed = false;
-  const closed = once(socket, 'close').then(() => {
+  // Not events.once: it would reject on the 'error' (a reset) that comes before 'close'.
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve())).then(() => {
     isClosed = true;
     for (const wake of waiters.splice(0)) wake();
   });

@@ -3,7 +3,7 @@
 // the open-part permits, idle connections filling the connection cap, names and metadata the
 // filesystem cannot hold.
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { loadHasher, xxh64 } from '../src/hash.js';
@@ -60,6 +60,34 @@ describe('hostile peers', () => {
       }
       const parts = await readdir(join(out, '.ackship', 'parts'));
       assert.ok(parts.every((p) => !p.endsWith('.tmp')));
+    });
+  }
+
+  // The second half of defect 1: a retry of a confirmed id was confirmed again when `link` said
+  // ENOENT, without looking at what the final name holds.
+  for (const [what, spoil] of [
+    ['removed', (path: string) => unlink(path)],
+    ['replaced by other bytes of its size', (path: string) => writeFile(path, Buffer.alloc(64, 0x5a))],
+  ] as const) {
+    test(`a retry of a confirmed id whose file was ${what} is received anew, not confirmed again`, async (t) => {
+      const out = join(await tempDir(t), 'out');
+      const receiver = await startReceiver(t, ['--out', out, '--overwrite']);
+      const id = Buffer.alloc(16, 9);
+      const payload = Buffer.alloc(64, 0x41);
+      const first = await rawSender(t, receiver.port);
+      assert.equal((await sendItem(first, 'kept.bin', payload, id))?.kind, Kind.Confirm);
+      await spoil(join(out, 'kept.bin'));
+      const retry = await rawSender(t, receiver.port);
+      retry.send(offerFrame(0, 'kept.bin', payload.length, id));
+      const [answer] = await retry.frames(1);
+      assert.equal(answer?.kind, Kind.Accept, show(answer));
+      assert.equal(answer.offset, 0);
+      retry.send(
+        { kind: Kind.Data, slot: 0, offset: 0, payload },
+        { kind: Kind.End, slot: 0, hash: xxh64(payload) },
+      );
+      assert.equal((await retry.frames(2))[1]?.kind, Kind.Confirm);
+      assert.deepEqual(await readFile(join(out, 'kept.bin')), payload);
     });
   }
 

@@ -59,7 +59,7 @@ describe('trees', () => {
     assert.deepEqual(sessions[0]?.run, { connections: 1, items: 2002, bytes: summary?.bytes });
   });
 
-  test('the same tree twice: rejected as existing without --overwrite, replaced with it', async (t) => {
+  test('the same tree twice: already there, nothing sent; a changed file meets "exists" (3: the rest got through) unless --overwrite', async (t) => {
     const dir = await tempDir(t);
     const src = join(dir, 'tree');
     await makeTree(src, 40, 1024 * 1024);
@@ -68,19 +68,25 @@ describe('trees', () => {
     assert.equal((await run(t, ['send', `127.0.0.1:${first.port}`, src, '-r'], env(dir))).code, 0);
 
     const again = await run(t, ['send', `127.0.0.1:${first.port}`, src, '-r', '--json'], env(dir));
-    assert.equal(again.code, ExitCode.Rejected, again.stderr.slice(0, 2000));
+    assert.equal(again.code, 0, again.stderr.slice(0, 2000));
     const items = records(again.stdout).filter((r) => r.event === 'item');
     assert.equal(items.length, 42);
-    assert.ok(
-      items.every(
-        (r) => r.status === 'failed' && r.exitCode === ExitCode.Rejected && /exists/.test(String(r.message)),
-      ),
+    // Files are already there; directories and empty files carry no bytes to find so.
+    assert.ok(items.every((r) => r.bytesSent === 0 && (r.status === 'already-there' || r.bytes === 0)));
+    assert.ok(items.filter((r) => r.status === 'already-there').length >= 30);
+    assert.equal(records(again.stdout).find((r) => r.event === 'summary')?.confirmed, 42);
+
+    await writeFile(join(src, 'd1', 'e1', 'f1.txt'), 'changed since the first run\n');
+    const changed = await run(t, ['send', `127.0.0.1:${first.port}`, src, '-r', '--json'], env(dir));
+    assert.equal(changed.code, ExitCode.Partial, changed.stderr.slice(0, 2000));
+    const failed = records(changed.stdout).filter((r) => r.event === 'item' && r.status === 'failed');
+    assert.deepEqual(
+      failed.map((r) => [r.name, /exists/.test(String(r.message))]),
+      [['tree/d1/e1/f1.txt', true]],
     );
-    assert.equal(records(again.stdout).find((r) => r.event === 'summary')?.confirmed, 0);
     first.child.kill('SIGTERM');
     await first.exited;
 
-    await writeFile(join(src, 'd1', 'e1', 'f1.txt'), 'changed since the first run\n');
     const replacing = await startReceiver(t, ['--out', out, '--overwrite']);
     const replaced = await run(t, ['send', `127.0.0.1:${replacing.port}`, src, '-r'], env(dir));
     assert.equal(replaced.code, 0, replaced.stderr.slice(0, 2000));

@@ -221,10 +221,15 @@ function report(output: Output, outcome: ItemOutcome, once: (key: string) => boo
     return;
   }
   const { size, hash, attempts, bytesSent, resumedFrom } = outcome.delivery;
+  // The receiver held every byte already (a re-run, PROTOCOL.md §7.3): confirmed, nothing sent.
+  const alreadyThere = size > 0 && resumedFrom === size && bytesSent === 0;
+  const status = alreadyThere ? 'already-there' : 'confirmed';
   output.record(
-    { ...base, bytes: size, status: 'confirmed', hash: hashHex(hash), attempts, bytesSent, resumedFrom },
-    `confirmed ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}) in ${seconds.toFixed(2)} s` +
-      (attempts > 1 ? ` after ${attempts} attempts` : '') +
-      (resumedFrom > 0 ? `, resumed at ${formatBytes(resumedFrom)}` : ''),
+    { ...base, bytes: size, status, hash: hashHex(hash), attempts, bytesSent, resumedFrom },
+    alreadyThere
+      ? `already there ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}): confirmed, nothing sent`
+      : `confirmed ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}) in ${seconds.toFixed(2)} s` +
+          (attempts > 1 ? ` after ${attempts} attempts` : '') +
+          (resumedFrom > 0 ? `, resumed at ${formatBytes(resumedFrom)}` : ''),
   );
 }

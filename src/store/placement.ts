@@ -28,10 +28,21 @@ export interface Placement {
   place(partPath: string, item: PlacedItem): Promise<void>;
   /** Whether the item's final place holds exactly `size` bytes hashing to `hash` (a confirmed item). */
   holds(item: PlacedItem, size: number, hash: bigint): Promise<boolean>;
+  /**
+   * The file already under the item's name when it is a regular file of `size` bytes that will
+   * not be replaced (no --overwrite): a re-run may find it already there.
+   */
+  alreadyThere(item: PlacedItem, size: number): Promise<AlreadyThere | undefined>;
   /** Creates a directory item (v2), durably; idempotent. */
   makeDirectory(item: PlacedItem): Promise<void>;
   /** v3: takes a stream item itself instead of a part file (stdout, written as it arrives). */
   openStream?(offer: ValidOffer, journal: ConfirmedJournal): Promise<OpenResult>;
+}
+
+export interface AlreadyThere {
+  hash: bigint;
+  /** fsyncs the file and its directory: one that was found there is confirmed only durable. */
+  makeDurable(): Promise<void>;
 }
 
 /** Linux's limit on a path handed to a system call, counting its final NUL. */
@@ -85,7 +96,7 @@ export class DirectoryPlacement implements Placement {
     if (target && !target.isDirectory() && offer.directory) {
       throw new PlacementRefused(RejectCode.BadName, `${offer.name} exists and is not a directory`);
     }
-    if (target && !this.#overwrite) {
+    if (target && !target.isDirectory() && !this.#overwrite) {
       throw new PlacementRefused(
         RejectCode.Exists,
         `${offer.name} exists (the receiver runs without --overwrite)`,
@@ -125,22 +136,44 @@ export class DirectoryPlacement implements Placement {
     await this.#syncDir(parent);
   }
 
+  async alreadyThere(item: PlacedItem, size: number): Promise<AlreadyThere | undefined> {
+    if (this.#overwrite || item.directory) return undefined;
+    const hash = await this.#hashOf(item, size);
+    if (hash === undefined) return undefined;
+    const makeDurable = async () => {
+      const parent = await this.#parentDirs(item.parts, false);
+      const file = await open(join(this.#root, ...item.parts), 'r');
+      try {
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await this.#syncDir(parent);
+    };
+    return { hash, makeDurable };
+  }
+
   async holds(item: PlacedItem, size: number, hash: bigint): Promise<boolean> {
+    return (await this.#hashOf(item, size)) === hash;
+  }
+
+  /** The xxh64 of the regular file under the item's name if it has `size` bytes. */
+  async #hashOf(item: PlacedItem, size: number): Promise<bigint | undefined> {
     try {
       await this.#parentDirs(item.parts, false);
       const target = join(this.#root, ...item.parts);
-      if (!(await lstat(target)).isFile()) return false;
+      if (!(await lstat(target)).isFile()) return undefined;
       const file = await open(target, 'r');
       try {
-        if ((await file.stat()).size !== size) return false;
+        if ((await file.stat()).size !== size) return undefined;
         const hasher = createHasher();
         await hashFilePrefix(file, size, hasher);
-        return hasher.digest() === hash;
+        return hasher.digest();
       } finally {
         await file.close();
       }
     } catch {
-      return false;
+      return undefined;
     }
   }
 

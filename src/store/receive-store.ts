@@ -10,10 +10,10 @@ import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/recei
 import { type Claim, Claims } from './claims.js';
 import { FilePermits } from './file-permits.js';
 import { GroupCommit } from './group-commit.js';
-import { errorMessage, type ItemWriter, journalRecord } from './item-writer.js';
+import { errorMessage, type ItemWriter, ioRejectCode, journalRecord } from './item-writer.js';
 import { ConfirmedJournal, type ConfirmedRecord } from './journal.js';
 import { type PartContext, PartWriter, syncedRecordPath } from './part-writer.js';
-import { type Placement, PlacementRefused } from './placement.js';
+import { type AlreadyThere, type Placement, PlacementRefused } from './placement.js';
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
@@ -85,6 +85,73 @@ class DirectoryWriter implements ItemWriter {
 }
 
 export type OpenResult = { decision: OfferDecision; writer?: ItemWriter };
+
+/**
+ * A file item whose name already holds a file of its size (a re-run of a send that got through,
+ * PROTOCOL.md §7.3): ACCEPTed at its full length with the hash of what is there. A sender whose
+ * bytes are the same sends only its END, and the item is confirmed without a byte moving; one
+ * whose bytes differ starts over, and meets "exists" as it always did.
+ */
+class AlreadyThereWriter implements ItemWriter {
+  readonly #placement: Placement;
+  readonly #offer: ValidOffer;
+  readonly #there: AlreadyThere;
+  onTakeover: () => void = () => {};
+  onDurable: (offset: number) => void = () => {};
+
+  constructor(placement: Placement, offer: ValidOffer, there: AlreadyThere) {
+    this.#placement = placement;
+    this.#offer = offer;
+    this.#there = there;
+  }
+
+  get name(): string {
+    return this.#offer.name;
+  }
+
+  get size(): number {
+    return this.#offer.size;
+  }
+
+  #differs(): PlacementRefused {
+    return new PlacementRefused(
+      RejectCode.Exists,
+      `${this.#offer.name} exists with other bytes (the receiver runs without --overwrite)`,
+    );
+  }
+
+  /** Data at all means the sender's bytes differ from what is there: it started over. */
+  async write(): Promise<void> {
+    throw this.#differs();
+  }
+
+  async commit(expected: bigint): Promise<CommitOutcome> {
+    const refused = this.#differs();
+    if (expected !== this.#there.hash)
+      return { type: 'reject', code: refused.rejectCode, reason: refused.message };
+    try {
+      // Re-read, not trusted from the OFFER: it must still be there, and durable, when confirmed.
+      if (!(await this.#placement.holds(this.#offer, this.#offer.size, expected)))
+        return {
+          type: 'reject',
+          code: RejectCode.ReceiverIo,
+          reason: `${this.#offer.name} changed meanwhile`,
+        };
+      await this.#there.makeDurable();
+      // Not journalled: a retry of the id finds it here again, and a re-run of a large tree
+      // does not grow the journal by a record per file.
+      return { type: 'confirmed', hash: expected };
+    } catch (err) {
+      return {
+        type: 'reject',
+        code: ioRejectCode(err),
+        reason: `receiver could not confirm the item: ${errorMessage(err)}`,
+      };
+    }
+  }
+
+  async abandon(): Promise<void> {}
+}
 
 /** An accepted item's writer while it holds its id's claim: released when the item settles. */
 class ClaimedWriter implements ItemWriter {
@@ -239,6 +306,11 @@ export class ReceiveStore {
       }
       if (offer.stream && this.placement.openStream !== undefined)
         return await this.placement.openStream(offer, this.journal);
+      const there = offer.stream ? undefined : await this.placement.alreadyThere(offer, offer.size);
+      if (there !== undefined) {
+        const writer = new AlreadyThereWriter(this.placement, offer, there);
+        return { decision: { type: 'accept', offset: offer.size, prefixHash: there.hash }, writer };
+      }
       await this.placement.check(offer);
       if (offer.directory) {
         const writer = new DirectoryWriter(this.journal, this.placement, offer);

@@ -63,6 +63,11 @@ export class StdoutPlacement implements Placement {
     await unlink(partPath);
   }
 
+  /** What stdout had before this receiver started is not known: nothing is already there. */
+  async alreadyThere(): Promise<undefined> {
+    return undefined;
+  }
+
   /** stdout holds an item once it was written out; what was written cannot be read back. */
   async holds(item: PlacedItem): Promise<boolean> {
     return this.#owner?.equals(item.id) === true;

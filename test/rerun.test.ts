@@ -1,0 +1,85 @@
+// Re-running a send is idempotent (issue 14): what the receiver already holds under its name,
+// byte for byte, is confirmed "already there" without a byte sent, and the run exits 0; other
+// bytes under the name still meet "exists" (65) unless the receiver overwrites.
+import assert from 'node:assert/strict';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { records, run, startReceiver, tempDir } from './support/cli.js';
+import { sha256File, writeRandom } from './support/files.js';
+
+describe('re-runs', () => {
+  test('a send that succeeded, run again, exits 0 with the item already there and nothing sent', async (t) => {
+    const dir = await tempDir(t);
+    const src = join(dir, 'big.bin');
+    await writeRandom(src, 3 * 1024 * 1024 + 5);
+    const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
+    const env = { ACKSHIP_STATE_DIR: join(dir, 'state') };
+    const first = await run(t, ['send', `127.0.0.1:${receiver.port}`, src, '--json'], { env });
+    assert.equal(first.code, 0, first.stderr);
+    for (const args of [['--json'], []]) {
+      const again = await run(t, ['send', `127.0.0.1:${receiver.port}`, src, ...args], { env });
+      assert.equal(again.code, 0, again.stderr);
+      if (args.length > 0) {
+        const [item] = records(again.stdout);
+        assert.equal(item?.status, 'already-there');
+        assert.equal(item?.bytesSent, 0);
+        assert.equal(item?.hash, records(first.stdout)[0]?.hash);
+      } else
+        assert.match(
+          again.stdout,
+          /^already there big\.bin \(3\.0 MiB, xxh64 [0-9a-f]{16}\): confirmed, nothing sent$/m,
+        );
+    }
+  });
+
+  test('a tree half there already (an interrupted run) is completed: only the missing files are sent', async (t) => {
+    const dir = await tempDir(t);
+    const tree = join(dir, 'tree');
+    const names: string[] = [];
+    for (let d = 0; d < 4; d++) {
+      await mkdir(join(tree, `d${d}`), { recursive: true });
+      for (let f = 0; f < 10; f++) {
+        names.push(`d${d}/f${f}`);
+        await writeRandom(join(tree, `d${d}`, `f${f}`), 1000 + f);
+      }
+    }
+    // What an interrupted run left: the first two directories whole, nothing of the rest.
+    const out = join(dir, 'out');
+    for (const d of ['d0', 'd1']) await cp(join(tree, d), join(out, 'tree', d), { recursive: true });
+    const receiver = await startReceiver(t, ['--out', out]);
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, '-r', tree, '--json'], {
+      env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    const items = records(sent.stdout).filter(
+      (r) => r.event === 'item' && typeof r.bytes === 'number' && r.bytes > 0,
+    );
+    const by = (status: string) => items.filter((r) => r.status === status).map((r) => r.name as string);
+    assert.equal(by('already-there').length, 20, 'd0 and d1 were there');
+    assert.ok(by('already-there').every((n) => /^tree\/d[01]\//.test(n)));
+    assert.equal(by('confirmed').length, 20, 'd2 and d3 were sent');
+    for (const name of names)
+      assert.equal(await sha256File(join(out, 'tree', name)), await sha256File(join(tree, name)));
+  });
+
+  test('other bytes under the name still meet "exists" (65), and with --overwrite are replaced', async (t) => {
+    const dir = await tempDir(t);
+    const src = join(dir, 'note.txt');
+    await writeFile(src, 'the sender has this');
+    await mkdir(join(dir, 'out'));
+    await writeFile(join(dir, 'out', 'note.txt'), 'the receiver has it'); // same size, other bytes
+    const env = { ACKSHIP_STATE_DIR: join(dir, 'state') };
+    const strict = await startReceiver(t, ['--out', join(dir, 'out')]);
+    const refused = await run(t, ['send', `127.0.0.1:${strict.port}`, src, '--json'], { env });
+    assert.equal(refused.code, 65, refused.stderr);
+    assert.match(refused.stderr, /exists/);
+    strict.signal('SIGTERM');
+    await strict.exited;
+    const overwriting = await startReceiver(t, ['--out', join(dir, 'out'), '--overwrite']);
+    const replaced = await run(t, ['send', `127.0.0.1:${overwriting.port}`, src, '--json'], { env });
+    assert.equal(replaced.code, 0, replaced.stderr);
+    assert.equal(records(replaced.stdout)[0]?.status, 'confirmed');
+    assert.equal(await sha256File(join(dir, 'out', 'note.txt')), await sha256File(src));
+  });
+});

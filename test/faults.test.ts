@@ -64,7 +64,9 @@ describe('faults', () => {
     const env = { ACKSHIP_STATE_DIR: join(dir, 'state') };
     const send = () => run(t, ['send', `127.0.0.1:${receiver.port}`, join(dir, 'twice.txt')], { env });
     assert.equal((await send()).code, 0);
-    // The second is rejected ("exists"), which the receiver reports on its closed stderr.
+    // Other bytes under the name are rejected ("exists"), which the receiver reports on its
+    // closed stderr.
+    await writeFile(join(dir, 'twice.txt'), 'other bytes');
     assert.equal((await send()).code, 65);
     await writeFile(join(dir, 'after.txt'), 'y');
     const after = await run(t, ['send', `127.0.0.1:${receiver.port}`, join(dir, 'after.txt')], { env });

@@ -47,6 +47,41 @@ const scenarios: Scenario[] = [
     reason: /nonexistent flag|unknown flag/i,
     run: (t, dir, json) => run(t, ['recv', '--bogus', ...json], env(dir)),
   },
+  // Every bad value is a usage error that names where it came from: the flag, or the env var.
+  ...(
+    [
+      ['send', ['--window', '10QB'], {}, /^ackship: --window 10QB: "10QB" is not a size/],
+      ['send', ['--timeout', '0'], {}, /^ackship: --timeout 0: "0" is not a positive duration/],
+      ['send', ['--retries=-1'], {}, /^ackship: --retries -1: .*greater than or equal to 0/],
+      [
+        'send',
+        [],
+        { ACKSHIP_TIMEOUT: '5x' },
+        /^ackship: ACKSHIP_TIMEOUT=5x: "5x" is not a positive duration/,
+      ],
+      [
+        'send',
+        [],
+        { ACKSHIP_CONNECTIONS: '99' },
+        /^ackship: ACKSHIP_CONNECTIONS=99: .*less than or equal to 16/,
+      ],
+      ['recv', ['--idle-timeout', '0'], {}, /^ackship: --idle-timeout 0: "0" is not a positive duration/],
+    ] as const
+  ).map(
+    ([command, flags, environment, reason]): Scenario => ({
+      name: `usage: ${flags.join(' ') || Object.entries(environment).map(([k, v]) => `${k}=${v}`)} (${command})`,
+      code: ExitCode.Usage,
+      reason,
+      run: (t, dir, json) =>
+        run(
+          t,
+          [command, ...(command === 'send' ? ['127.0.0.1:1', dir] : ['--out', dir]), ...flags, ...json],
+          {
+            env: { ACKSHIP_STATE_DIR: join(dir, 'state'), ...environment },
+          },
+        ),
+    }),
+  ),
   {
     name: 'usage: bad port',
     code: ExitCode.Usage,

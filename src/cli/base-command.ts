@@ -10,11 +10,17 @@ import { Output } from './output.js';
 /** The exit-status table, for the end of every command's --help. */
 export const EXIT_STATUS_HELP = `EXIT STATUS\n${EXIT_CODE_HELP.map(([code, text]) => `${String(code).padEnd(5)}${text}`).join('\n')}`;
 
-function toAckshipError(err: unknown): AckshipError {
-  if (err instanceof AckshipError) return err;
-  // oclif's parse and validation errors: a bad flag or argument.
-  if (err instanceof Errors.CLIError) return new UsageError(err.message.replace(/\s+/g, ' ').trim());
-  return new AckshipError(`internal error: ${err instanceof Error ? err.message : String(err)}`);
+/** How oclif words a flag value its parser refused, whatever threw. */
+const FLAG_PARSE_ERROR = /^Parsing --([\w-]+)\s+([\s\S]*?)\s*See more help with --help\s*$/;
+
+/** Where a flag's value came from, as the user wrote it: `--timeout 0` or `ACKSHIP_TIMEOUT=5x`. */
+function flagSource(name: string, env: string | undefined, argv: string[]): string {
+  const at = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (at !== -1) {
+    const token = argv[at] as string;
+    return `--${name} ${token.includes('=') ? token.slice(token.indexOf('=') + 1) : (argv[at + 1] ?? '')}`;
+  }
+  return env !== undefined && process.env[env] !== undefined ? `${env}=${process.env[env]}` : `--${name}`;
 }
 
 export abstract class AckshipCommand extends Command {
@@ -55,7 +61,23 @@ export abstract class AckshipCommand extends Command {
   }
 
   override async catch(err: unknown): Promise<void> {
-    this.exitWith(toAckshipError(err), true);
+    this.exitWith(this.#toAckshipError(err), true);
+  }
+
+  #toAckshipError(err: unknown): AckshipError {
+    if (err instanceof AckshipError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    // A value a flag's parser refused, from our parsers (plain errors) or oclif's own: a usage
+    // error naming where the value came from, so an env var is not blamed on the flag.
+    const refused = FLAG_PARSE_ERROR.exec(message);
+    if (refused !== null) {
+      const [, name, why] = refused as unknown as [string, string, string];
+      const env = (this.ctor.flags?.[name] as { env?: string } | undefined)?.env;
+      return new UsageError(`${flagSource(name, env, this.argv)}: ${why.replace(/\s+/g, ' ').replace(/;$/, '')}`);
+    }
+    // oclif's other parse and validation errors: a bad flag or argument.
+    if (err instanceof Errors.CLIError) return new UsageError(message.replace(/\s+/g, ' ').trim());
+    return new AckshipError(`internal error: ${message}`);
   }
 
   /** Sets the exit status from the table; `report` prints the failure (unless it was already). */

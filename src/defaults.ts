@@ -20,8 +20,12 @@ export const DEFAULTS = {
   maxNameLength: 4096,
   /** send: seconds of silence from the receiver before an attempt is given up. */
   timeoutSeconds: 30,
+  /** send: seconds to connect and get the receiver's hello. */
+  connectTimeoutSeconds: 10,
   /** send: attempts after the first. */
   retries: 8,
+  /** send: no retry starts once an item's failures in a row have lasted this many seconds. */
+  retryMaxTimeSeconds: 60,
   /** send: the first delay between attempts, in seconds; it doubles up to maxRetryDelaySeconds. */
   retryDelaySeconds: 0.5,
   maxRetryDelaySeconds: 5,

@@ -12,6 +12,7 @@ export const ExitCode = {
   Rejected: 65,
   StressLoss: 70,
   NoInput: 66,
+  NoHost: 68,
   LocalIo: 74,
   Unconfirmed: 75,
   Protocol: 76,
@@ -29,6 +30,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<readonly [ExitCode, string]> = [
   [ExitCode.Usage, 'usage error: bad flags or arguments (nothing was sent)'],
   [ExitCode.Rejected, 'the receiver rejected an item (bad name, exists, too large, no space)'],
   [ExitCode.NoInput, 'a local input is missing or unreadable (nothing was sent)'],
+  [ExitCode.NoHost, "no such host: the receiver's name does not resolve (nothing was sent; not retried)"],
   [ExitCode.StressLoss, 'stress: ackship lost or duplicated a message (a bug: please report it)'],
   [ExitCode.LocalIo, 'local I/O error (cannot write the output directory, spool, or stdout)'],
   [
@@ -80,6 +82,13 @@ export class RejectedError extends AckshipError {
   ) {
     super(message);
   }
+}
+
+/** The receiver's host name does not resolve: no retry can help, and nothing was sent. */
+export class NoSuchHostError extends AckshipError {
+  override readonly code = 'ACK_ERR_NO_HOST';
+  override readonly exitCode = ExitCode.NoHost;
+  override name = 'NoSuchHostError';
 }
 
 /** An item was not confirmed after every retry; its partial stays on the receiver for resume. */

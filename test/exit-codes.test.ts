@@ -7,7 +7,7 @@ import { describe, type TestContext, test } from 'node:test';
 import { EXIT_CODE_HELP, ExitCode } from '../src/errors.js';
 import { ackship, type Finished, records, run, startReceiver, tempDir } from './support/cli.js';
 import { writeRandom } from './support/files.js';
-import { deadPort, httpLikeServer } from './support/net.js';
+import { deadPort, httpLikeServer, silentServer } from './support/net.js';
 import { FaultProxy } from './support/proxy.js';
 
 function assertFailure(result: Finished, code: number, json: boolean, reason: RegExp): void {
@@ -115,7 +115,8 @@ const scenarios: Scenario[] = [
   {
     name: 'unconfirmed: nothing listens',
     code: ExitCode.Unconfirmed,
-    reason: /not confirmed after 2 attempts: .*ECONNREFUSED.*run the same send again/,
+    reason:
+      /not confirmed after 2 attempts \(failing for [\d.]+ s\): .*ECONNREFUSED.*run the same send again/,
     async run(t, dir, json) {
       await writeFile(join(dir, 'f'), 'x');
       const port = await deadPort();
@@ -134,6 +135,36 @@ const scenarios: Scenario[] = [
       await writeFile(join(dir, 'f'), 'x');
       const port = await httpLikeServer(t);
       return run(t, ['send', `127.0.0.1:${port}`, join(dir, 'f'), ...json], env(dir));
+    },
+  },
+  {
+    name: 'protocol: a server that accepts and never sends a hello (--connect-timeout 1)',
+    code: ExitCode.Protocol,
+    reason: /accepted the connection but sent no ackship hello within 1 s/,
+    async run(t, dir, json) {
+      await writeFile(join(dir, 'f'), 'x');
+      const port = await silentServer(t);
+      return run(
+        t,
+        ['send', `127.0.0.1:${port}`, join(dir, 'f'), '--connect-timeout', '1', ...json],
+        env(dir),
+      );
+    },
+  },
+  {
+    // In a network namespace of its own, with only a loopback that is down: the name cannot be
+    // looked up, and no query leaves the machine.
+    name: 'no such host: the name does not resolve, and it is not retried',
+    code: ExitCode.NoHost,
+    reason: /cannot resolve receiver\.invalid \(EAI_AGAIN|cannot resolve receiver\.invalid \(ENOTFOUND/,
+    async run(t, dir, json) {
+      await writeFile(join(dir, 'f'), 'x');
+      const sent = await run(t, ['send', 'receiver.invalid:7420', join(dir, 'f'), ...json], {
+        ...env(dir),
+        wrap: ['unshare', '--net'],
+      });
+      assert.doesNotMatch(sent.stderr, /retry/i, 'a name that does not resolve is not retried');
+      return sent;
     },
   },
   {
@@ -210,6 +241,36 @@ describe('exit statuses', () => {
       documented,
       EXIT_CODE_HELP.map(([code]) => code),
     );
+  });
+
+  // The issue's case: a web server's port, with every default. The bound is two connect
+  // timeouts (10 s each) and one retry delay; this test's own timeout is the liveness bound.
+  test('a silent server with the default timeouts is "not ackship" (76) after two connect timeouts', {
+    timeout: 45_000,
+  }, async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(join(dir, 'f'), 'x');
+    const port = await silentServer(t);
+    const sent = await run(t, ['send', `127.0.0.1:${port}`, join(dir, 'f')], env(dir));
+    assertFailure(
+      sent,
+      ExitCode.Protocol,
+      false,
+      /sent no ackship hello within 10 s, on 2 attempts: it is not an ackship receiver/,
+    );
+  });
+
+  test('README lists every environment variable a flag reads', async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const manifest = JSON.parse(
+      await readFile(new URL('../../oclif.manifest.json', import.meta.url), 'utf8'),
+    ) as {
+      commands: Record<string, { flags: Record<string, { env?: string }> }>;
+    };
+    const envs = Object.values(manifest.commands).flatMap((c) => Object.values(c.flags).map((f) => f.env));
+    const missing = envs.filter((env): env is string => env !== undefined && !readme.includes(`\`${env}\``));
+    assert.ok(envs.length > 20);
+    assert.deepEqual(missing, []);
   });
 
   test('--help lists the exit statuses', async (t) => {

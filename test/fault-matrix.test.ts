@@ -109,7 +109,7 @@ describe('faults on the wire', () => {
     assert.equal(sent.code, 75, sent.stderr);
     assert.match(
       sent.stderr,
-      /not confirmed after 1 attempts: .* was silent for 1 s; run the same send again to resume/,
+      /not confirmed after 1 attempts \(failing for [\d.]+ s\): .* was silent for 1 s; run the same send again to resume/,
     );
     assert.deepEqual(await readdir(out), ['.ackship']);
   });

@@ -73,7 +73,9 @@ export abstract class AckshipCommand extends Command {
     if (refused !== null) {
       const [, name, why] = refused as unknown as [string, string, string];
       const env = (this.ctor.flags?.[name] as { env?: string } | undefined)?.env;
-      return new UsageError(`${flagSource(name, env, this.argv)}: ${why.replace(/\s+/g, ' ').replace(/;$/, '')}`);
+      return new UsageError(
+        `${flagSource(name, env, this.argv)}: ${why.replace(/\s+/g, ' ').replace(/;$/, '')}`,
+      );
     }
     // oclif's other parse and validation errors: a bad flag or argument.
     if (err instanceof Errors.CLIError) return new UsageError(message.replace(/\s+/g, ' ').trim());

@@ -44,6 +44,12 @@ ${EXIT_STATUS_HELP}`;
   ];
 
   static override flags = {
+    'connect-timeout': secondsFlag({
+      default: DEFAULTS.connectTimeoutSeconds,
+      description:
+        "Seconds to connect and get the receiver's hello. A peer that takes the connection and stays silent twice in a row is not ackship (exit 76).",
+      env: 'ACKSHIP_CONNECT_TIMEOUT',
+    }),
     connections: Flags.integer({
       default: DEFAULTS.connections,
       description: 'TCP connections to spread the items over.',
@@ -69,6 +75,12 @@ ${EXIT_STATUS_HELP}`;
         'Failed attempts in a row before an item counts as not confirmed (a stream that moved on between failures starts counting again).',
       env: 'ACKSHIP_RETRIES',
       min: 0,
+    }),
+    'retry-max-time': secondsFlag({
+      default: DEFAULTS.retryMaxTimeSeconds,
+      description:
+        "No retry starts once an item's attempts have been failing this long in a row, in seconds (a stream that moves on between failures starts counting again).",
+      env: 'ACKSHIP_RETRY_MAX_TIME',
     }),
     'retry-delay': secondsFlag({
       default: DEFAULTS.retryDelaySeconds,
@@ -115,7 +127,7 @@ ${EXIT_STATUS_HELP}`;
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--timeout SECS] [--retries N] [--retry-delay SECS] [--spool] [--window SIZE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
@@ -153,6 +165,8 @@ ${EXIT_STATUS_HELP}`;
           timeout: flags.timeout,
           retries: flags.retries,
           retryDelay: flags['retry-delay'],
+          connectTimeout: flags['connect-timeout'],
+          retryMaxTime: flags['retry-max-time'],
           recursive: flags.recursive,
           noSkip: flags['no-skip'],
           spool: flags.spool,

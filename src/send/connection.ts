@@ -2,7 +2,14 @@
 // session, then carry up to a window of items at once. Frames from the receiver are routed to
 // their item by slot; every way the connection can die becomes one typed error for all of them.
 import type { Socket } from 'node:net';
-import { AuthError, HandshakeError, PeerError, ProtocolError, TransientError } from '../errors.js';
+import {
+  AuthError,
+  HandshakeError,
+  NoSuchHostError,
+  PeerError,
+  ProtocolError,
+  TransientError,
+} from '../errors.js';
 import { type Address, formatAddress } from '../net-address.js';
 import { SecretProof } from '../protocol/auth.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
@@ -25,6 +32,21 @@ export interface SlotLink {
   /** A frame that has already arrived, if any: lets a long write notice an early REJECT. */
   poll(): Frame | undefined;
 }
+
+/**
+ * A host name that does not resolve, whatever the resolver said (also "try again": like curl,
+ * a lookup failure is not retried; it fails at once and says why).
+ */
+function lookupFailure(err: NodeJS.ErrnoException, peer: string): NoSuchHostError | undefined {
+  if (err.syscall !== 'getaddrinfo') return undefined;
+  const host = peer.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  return new NoSuchHostError(
+    `cannot resolve ${host} (${err.code}); check the receiver's name, nothing was sent`,
+  );
+}
+
+/** The peer took the connection and sent no hello in time: retried, unless it never did (sender.ts). */
+export class NoHelloError extends TransientError {}
 
 export class Connection {
   readonly #socket: Socket;
@@ -66,7 +88,9 @@ export class Connection {
       this.#fail(
         err instanceof AuthError
           ? err
-          : (tlsFailure(err) ?? new TransientError(`connection to ${peer} failed: ${err.message}`)),
+          : (lookupFailure(err, peer) ??
+              tlsFailure(err) ??
+              new TransientError(`connection to ${peer} failed: ${err.message}`)),
       ),
     );
     socket.on('close', () =>
@@ -80,18 +104,33 @@ export class Connection {
    */
   static async open(
     address: Address,
-    timeoutMs: number,
+    timeouts: { idleMs: number; connectMs: number },
     signal: AbortSignal,
     session: Buffer,
     trust: PeerTrust = {},
   ): Promise<Connection> {
     const { secret, tls } = trust;
     const peer = formatAddress(address);
-    const connection = new Connection(connectTo(address, tls), timeoutMs, peer, signal, tls !== undefined);
+    const socket = connectTo(address, tls);
+    const connection = new Connection(socket, timeouts.idleMs, peer, signal, tls !== undefined);
+    // An ackship receiver sends its hello as soon as it accepts (§2), even when too busy to
+    // serve: a peer that took the connection and stays silent is something else, or a receiver
+    // whose kernel queued the connection while the program could not accept it (overload).
+    const connectS = timeouts.connectMs / 1000;
+    const helloDue = setTimeout(() => {
+      connection.#fail(
+        socket.connecting
+          ? new TransientError(`could not connect to ${peer} within ${connectS} s (--connect-timeout)`)
+          : new NoHelloError(
+              `${peer} accepted the connection but sent no ackship hello within ${connectS} s`,
+            ),
+      );
+    }, timeouts.connectMs);
     try {
       const hello = ourHello(Role.Sender, secret !== undefined);
       connection.#socket.write(encodeHello(hello));
       const first = await connection.#handshake.next();
+      clearTimeout(helloDue);
       if (first.kind !== 'hello') throw new HandshakeError('receiver sent a frame before its hello');
       connection.#helloSeen = true;
       connection.#version = negotiate(hello, first.hello);
@@ -101,6 +140,7 @@ export class Connection {
       if (connection.#version >= 2) await connection.send({ kind: Kind.Session, id: session });
       return connection;
     } catch (err) {
+      clearTimeout(helloDue);
       connection.close();
       throw err;
     }

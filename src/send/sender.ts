@@ -5,6 +5,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  HandshakeError,
   InputError,
   PeerError,
   ProtocolError,
@@ -19,7 +20,7 @@ import { printableName } from '../protocol/names.js';
 import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { ABORTED, untilAborted } from './abortable.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
-import { Connection, type PeerTrust, type SlotLink } from './connection.js';
+import { Connection, NoHelloError, type PeerTrust, type SlotLink } from './connection.js';
 import { type Source, spooledSource } from './sources.js';
 import type { StreamWindow } from './stream-window.js';
 
@@ -27,6 +28,8 @@ export interface SenderOptions {
   address: Address;
   /** Longest silence of the receiver before an attempt is given up. */
   timeoutMs: number;
+  /** Longest wait for a connection and the receiver's hello. */
+  connectTimeoutMs: number;
   retry: RetryPolicy;
   signal: AbortSignal;
   /** The run's id, announced on every connection (§4.8) so the receiver can count per run. */
@@ -65,6 +68,16 @@ class StreamsUnsupported extends RejectedError {
   }
 }
 
+/**
+ * A peer that never sent a hello, on two attempts in a row, is not an ackship receiver (a web
+ * server waiting for its request): exit 76 within two connect timeouts, not after every retry.
+ */
+function notAckship(err: NoHelloError, attempt: number): HandshakeError {
+  return new HandshakeError(
+    `${err.message}, on ${attempt} attempts: it is not an ackship receiver, or one too loaded to accept (raise --connect-timeout)`,
+  );
+}
+
 function isRetryable(err: unknown): boolean {
   return err instanceof TransientError || (err instanceof PeerError && err.retryable);
 }
@@ -79,6 +92,8 @@ export class Sender {
   #connecting: Promise<Connection> | undefined;
   /** TCP connections this sender opened, for the run's summary. */
   connectionsOpened = 0;
+  /** The receiver sent a hello once: then a silence is overload, never "not ackship". */
+  #greeted = false;
 
   constructor(options: SenderOptions) {
     this.#options = options;
@@ -92,7 +107,9 @@ export class Sender {
     let sending = source;
     let spoolDir: string | undefined;
     try {
-      // Retries count failures in a row: a long stream that keeps moving between resets goes on.
+      // Retries count failures in a row, and how long they have lasted: a long stream that
+      // keeps moving between resets goes on.
+      let failingSince = 0;
       for (let attempt = 1, failures = 0; ; attempt++) {
         const released = sending.stream?.released;
         try {
@@ -114,14 +131,18 @@ export class Sender {
             continue;
           }
           if (!isRetryable(err)) throw err;
+          if (err instanceof NoHelloError && !this.#greeted && failures >= 1) throw notAckship(err, attempt);
           failures =
             sending.stream !== undefined && sending.stream.released > (released ?? 0) ? 1 : failures + 1;
-          if (failures > retry.retries) {
+          if (failures === 1) failingSince = performance.now();
+          const delayMs = retryDelay(retry, attempt);
+          const failingFor = performance.now() + delayMs - failingSince;
+          if (failures > retry.retries || failingFor > retry.maxTimeMs) {
+            const spent = ((performance.now() - failingSince) / 1000).toFixed(1);
             throw new UnconfirmedError(
-              `not confirmed after ${attempt} attempts: ${(err as Error).message}; run the same send again to resume`,
+              `not confirmed after ${attempt} attempts (failing for ${spent} s): ${(err as Error).message}; run the same send again to resume`,
             );
           }
-          const delayMs = retryDelay(retry, attempt);
           events.retry?.(source, attempt, err as Error, delayMs);
           await sleep(delayMs, signal);
         }
@@ -142,9 +163,11 @@ export class Sender {
     if (this.#connecting !== undefined && (this.#current === undefined || this.#current.usable)) {
       return this.#connecting;
     }
-    const { address, timeoutMs, signal, session, trust } = this.#options;
+    const { address, timeoutMs, connectTimeoutMs, signal, session, trust } = this.#options;
     this.#current = undefined;
-    const connecting = Connection.open(address, timeoutMs, signal, session, trust).then((connection) => {
+    const timeouts = { idleMs: timeoutMs, connectMs: connectTimeoutMs };
+    const connecting = Connection.open(address, timeouts, signal, session, trust).then((connection) => {
+      this.#greeted = true;
       this.#current = connection;
       this.connectionsOpened++;
       return connection;

@@ -16,6 +16,10 @@ export interface TransferOptions {
   retries?: number;
   /** Seconds before the first retry; it doubles each time, with jitter. */
   retryDelay?: number;
+  /** Seconds to connect and get the receiver's hello; a peer silent that long is not ackship. */
+  connectTimeout?: number;
+  /** Seconds of failures in a row after which no retry starts. */
+  retryMaxTime?: number;
   connections?: number;
   /** Where unconfirmed transfer ids are kept so that a later run resumes. */
   stateDir?: string;
@@ -76,8 +80,10 @@ export async function transfer(
         address,
         connections: options.connections ?? DEFAULTS.connections,
         timeoutMs: (options.timeout ?? DEFAULTS.timeoutSeconds) * 1000,
+        connectTimeoutMs: (options.connectTimeout ?? DEFAULTS.connectTimeoutSeconds) * 1000,
         retry: {
           retries: options.retries ?? DEFAULTS.retries,
+          maxTimeMs: (options.retryMaxTime ?? DEFAULTS.retryMaxTimeSeconds) * 1000,
           baseDelayMs: (options.retryDelay ?? DEFAULTS.retryDelaySeconds) * 1000,
           maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
         },

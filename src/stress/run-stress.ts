@@ -198,7 +198,10 @@ async function sendAckshipMessages(
     new Sender({
       address: address(),
       timeoutMs: 3000,
-      retry: { retries: 40, baseDelayMs: 20, maxDelayMs: 500 },
+      // Overload is what the stress shows: a connection the receiver's kernel queued but its
+      // program did not accept yet is waited for (the idle timeout), never taken for "not ackship".
+      connectTimeoutMs: 60_000,
+      retry: { retries: 40, baseDelayMs: 20, maxDelayMs: 500, maxTimeMs: 60_000 },
       signal,
       session,
     });

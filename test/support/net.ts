@@ -22,3 +22,19 @@ export async function httpLikeServer(t: TestContext): Promise<number> {
   t.after(() => server.close());
   return (server.address() as AddressInfo).port;
 }
+
+/** A TCP server that accepts, reads everything, and never says a word (a web server waiting for a request). */
+export async function silentServer(t: TestContext): Promise<number> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.resume();
+  }).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}

@@ -111,6 +111,15 @@ export class ProtocolError extends AckshipError {
   }
 }
 
+/** This receiver is shutting down (a signal): what its sessions tell their peers (§4.7). */
+export class ShuttingDownError extends ProtocolError {
+  override readonly code = 'ACK_ERR_SHUTDOWN';
+  override name = 'ShuttingDownError';
+  constructor() {
+    super('receiver is shutting down', ErrorCode.ShuttingDown);
+  }
+}
+
 /** The peer is not ackship at all, or speaks no version we speak (§2). */
 export class HandshakeError extends ProtocolError {
   override readonly code = 'ACK_ERR_HANDSHAKE';

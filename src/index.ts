@@ -84,7 +84,9 @@ export async function send(
     { ...rest, signal: ownSignal(signal) },
     {
       progress: (source, bytes) => onProgress?.(source.name, bytes),
-      finished: (o) => onItem?.(o.source.name, o.status === 'failed' ? o.error : undefined),
+      finished: (o) => {
+        if (o.status !== 'not-started') onItem?.(o.source.name, o.status === 'failed' ? o.error : undefined);
+      },
     },
   );
   if (result.error !== undefined) throw result.error;

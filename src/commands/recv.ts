@@ -10,6 +10,7 @@ import {
   PartialError,
   ProtocolError,
   RejectedError,
+  ShuttingDownError,
   UnconfirmedError,
   UsageError,
 } from '../errors.js';
@@ -271,7 +272,20 @@ function reportConfirmed(output: Output, item: ItemReport): void {
 
 function reportSession(output: Output, report: SessionReport, totals: RunTotals): void {
   const { session, peer, offered, confirmed, rejected, bytes } = report;
-  output.event({ event: 'session', session, peer, offered, confirmed, rejected, bytes, run: totals });
+  // Cut short by our own shutdown: no failure of the session, and the signal is reported once.
+  const shutdown = report.error instanceof ShuttingDownError;
+  output.event({
+    event: 'session',
+    session,
+    peer,
+    offered,
+    confirmed,
+    rejected,
+    bytes,
+    run: totals,
+    ...(shutdown && { ended: 'shutdown' }),
+  });
+  if (shutdown) return;
   if (report.error instanceof ProtocolError || report.error instanceof LocalIoError) {
     output.failure(report.error, { peer });
   } else if (report.error !== undefined) {

@@ -190,7 +190,7 @@ ${EXIT_STATUS_HELP}`;
               `ackship: ${printableName(source.name)}: attempt ${attempt} failed: ${err.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
             ),
           finished: (outcome) => {
-            progress.settled();
+            if (outcome.status === 'confirmed') progress.settled();
             report(output, outcome, once);
           },
         },
@@ -210,7 +210,10 @@ function reportSummary(output: Output, summary: JobSummary): void {
   const mbPerSecond = Math.round((summary.bytes / 1e6 / Math.max(summary.seconds, 1e-6)) * 10) / 10;
   output.record(
     { event: 'summary', ...summary, seconds, mbPerSecond },
-    `${summary.confirmed} of ${summary.items} items confirmed, ${formatBytes(summary.bytes)} in ${seconds.toFixed(2)} s ` +
+    `${summary.confirmed} of ${summary.items} items confirmed` +
+      (summary.failed > 0 ? `, ${summary.failed} failed` : '') +
+      (summary.notStarted > 0 ? `, ${summary.notStarted} not started` : '') +
+      `, ${formatBytes(summary.bytes)} in ${seconds.toFixed(2)} s ` +
       `(${mbPerSecond} MB/s) over ${summary.connections} connection${summary.connections === 1 ? '' : 's'}, ` +
       `${summary.retries} ${summary.retries === 1 ? 'retry' : 'retries'}`,
   );
@@ -225,6 +228,14 @@ function report(output: Output, outcome: ItemOutcome, once: (key: string) => boo
     path: source.label,
     seconds: Math.round(seconds * 1000) / 1000,
   };
+  if (outcome.status === 'not-started') {
+    output.event({
+      ...base,
+      ...(source.stream === undefined && { bytes: source.size }),
+      status: 'not-started',
+    });
+    return;
+  }
   if (outcome.status === 'failed') {
     // A stream's length is known only once it ended and was confirmed.
     const record = { ...base, ...(source.stream === undefined && { bytes: source.size }), status: 'failed' };

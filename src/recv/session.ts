@@ -2,7 +2,7 @@
 // the machine's actions carried out against the store, strictly in order. The socket is paused
 // while a chunk is being handled, so a disk slower than the network slows the sender down.
 import type { Socket } from 'node:net';
-import { type AckshipError, ProtocolError, TransientError } from '../errors.js';
+import { type AckshipError, ProtocolError, ShuttingDownError, TransientError } from '../errors.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
 import { ErrorCode, isRetryableReject, Kind } from '../protocol/constants.js';
 import { FrameParser } from '../protocol/frame-parser.js';
@@ -182,9 +182,7 @@ export class Session {
   shutdown(): Promise<SessionReport> {
     this.#enqueue(async () => {
       await this.#settled();
-      await this.#run(
-        this.#machine.abort(new ProtocolError('receiver is shutting down', ErrorCode.ShuttingDown)),
-      );
+      await this.#run(this.#machine.abort(new ShuttingDownError()));
     });
     this.#over = true;
     return this.ended;

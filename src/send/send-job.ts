@@ -2,7 +2,14 @@
 // many items in flight), each outcome reported as it is known, and the run's verdict and
 // summary derived from all of them.
 import { randomBytes } from 'node:crypto';
-import { AckshipError, InputError, PartialError, RejectedError } from '../errors.js';
+import {
+  AbortedError,
+  AckshipError,
+  InputError,
+  InterruptedError,
+  PartialError,
+  RejectedError,
+} from '../errors.js';
 import { TRANSFER_ID_LEN } from '../protocol/constants.js';
 import { type Delivery, Sender, type SenderOptions, type TransferEvents } from './sender.js';
 import type { Source } from './sources.js';
@@ -10,7 +17,9 @@ import { TransferIds } from './transfer-ids.js';
 
 export type ItemOutcome =
   | { status: 'confirmed'; source: Source; delivery: Delivery; seconds: number }
-  | { status: 'failed'; source: Source; error: AckshipError; seconds: number };
+  | { status: 'failed'; source: Source; error: AckshipError; seconds: number }
+  /** The run stopped (Ctrl-C, a lost receiver) before this item was tried. */
+  | { status: 'not-started'; source: Source; seconds: 0 };
 
 export interface JobReporter extends TransferEvents {
   finished(outcome: ItemOutcome): void;
@@ -24,8 +33,10 @@ export interface SendJobOptions extends Omit<SenderOptions, 'session'> {
 
 export interface JobSummary {
   items: number;
+  /** confirmed + failed + notStarted = items. */
   confirmed: number;
   failed: number;
+  notStarted: number;
   /** Bytes of the confirmed items. */
   bytes: number;
   seconds: number;
@@ -104,13 +115,21 @@ export async function sendJob(
     for (const lane of lanes) lane.close();
     await ids.close();
   }
+  // Every item is reported, also those the run never reached.
+  for (const source of sources.slice(next)) {
+    const outcome: ItemOutcome = { status: 'not-started', source, seconds: 0 };
+    outcomes.push(outcome);
+    reporter.finished(outcome);
+  }
   const confirmed = outcomes.filter((o) => o.status === 'confirmed');
+  const failed = outcomes.filter((o) => o.status === 'failed');
   return {
     outcomes,
     summary: {
       items: sources.length,
       confirmed: confirmed.length,
-      failed: outcomes.length - confirmed.length,
+      failed: failed.length,
+      notStarted: outcomes.length - confirmed.length - failed.length,
       bytes: confirmed.reduce((sum, o) => sum + o.delivery.size, 0),
       seconds: (performance.now() - started) / 1000,
       connections: lanes.reduce((sum, lane) => sum + lane.connectionsOpened, 0),
@@ -119,10 +138,17 @@ export async function sendJob(
   };
 }
 
-/** The run's error: none when all were confirmed, the item's own when none was, else partial. */
+/**
+ * The run's error: none when all were confirmed; the signal's when it was interrupted, however
+ * many got through (Ctrl-C is 130 for one item or a thousand); the item's own when none was
+ * confirmed; else partial.
+ */
 export function jobError(sources: Source[], outcomes: ItemOutcome[]): AckshipError | undefined {
   const confirmed = outcomes.filter((o) => o.status === 'confirmed').length;
   if (confirmed === sources.length) return undefined;
+  const failures = outcomes.flatMap((o) => (o.status === 'failed' ? [o.error] : []));
+  const interrupted = failures.find((e) => e instanceof InterruptedError || e instanceof AbortedError);
+  if (interrupted !== undefined) return interrupted;
   const firstFailure = outcomes.find((o) => o.status === 'failed');
   if (confirmed === 0 && firstFailure?.status === 'failed') return firstFailure.error;
   return new PartialError(`${confirmed} of ${sources.length} items confirmed`);

@@ -8,6 +8,7 @@ import { RejectCode } from '../protocol/constants.js';
 import { STATE_DIR_NAME } from '../protocol/names.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import { type Claim, Claims } from './claims.js';
+import { DirLock } from './dir-lock.js';
 import { FilePermits } from './file-permits.js';
 import { GroupCommit } from './group-commit.js';
 import { errorMessage, type ItemWriter, ioRejectCode, journalRecord } from './item-writer.js';
@@ -229,6 +230,12 @@ class ClaimedWriter implements ItemWriter {
   }
 }
 
+async function makeDir(path: string): Promise<void> {
+  await mkdir(path, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+}
+
 /** Partial files open at once, over all connections: bounds the receiver's file descriptors. */
 const MAX_OPEN_PARTS = 256;
 
@@ -246,7 +253,10 @@ export class ReceiveStore {
   readonly #writers = new Set<ItemWriter>();
   readonly #parts: PartContext;
 
-  private constructor(journal: ConfirmedJournal, placement: Placement, partsDir: string) {
+  readonly #lock: DirLock;
+
+  private constructor(journal: ConfirmedJournal, placement: Placement, partsDir: string, lock: DirLock) {
+    this.#lock = lock;
     this.journal = journal;
     this.placement = placement;
     this.#partsDir = partsDir;
@@ -259,17 +269,26 @@ export class ReceiveStore {
     };
   }
 
-  /** Opens (creating where needed) the state directory inside `dir`. */
-  /** `dedupWindowMs`: how long a confirmed id is answered as such (§7). */
+  /**
+   * Opens (creating where needed) the state directory inside `dir`, which this receiver then
+   * holds alone. `dedupWindowMs`: how long a confirmed id is answered as such (§7).
+   */
   static async open(dir: string, placement: Placement, dedupWindowMs: number): Promise<ReceiveStore> {
     const stateDir = join(dir, STATE_DIR_NAME);
     const partsDir = join(stateDir, 'parts');
-    await mkdir(partsDir, { recursive: true, mode: 0o700 });
-    const journal = await ConfirmedJournal.open(join(stateDir, 'confirmed.jsonl'), dedupWindowMs);
-    // The entries just made (parts/, the journal) must outlive a power cut like what they hold.
-    await fsyncDir(stateDir);
-    await fsyncDir(dir);
-    return new ReceiveStore(journal, placement, partsDir);
+    // One level at a time: a recursive mkdir reports a read-only filesystem as ENOENT.
+    for (const path of [stateDir, partsDir]) await makeDir(path);
+    const lock = await DirLock.acquire(stateDir, dir);
+    try {
+      const journal = await ConfirmedJournal.open(join(stateDir, 'confirmed.jsonl'), dedupWindowMs);
+      // The entries just made (parts/, the journal) must outlive a power cut like what they hold.
+      await fsyncDir(stateDir);
+      await fsyncDir(dir);
+      return new ReceiveStore(journal, placement, partsDir, lock);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
   }
 
   /** §6: the answer to an OFFER, with the writer that takes its data when accepted. */
@@ -377,5 +396,6 @@ export class ReceiveStore {
   async close(): Promise<void> {
     await Promise.all([...this.#writers].map((w) => w.abandon()));
     await this.journal.close();
+    await this.#lock.release();
   }
 }

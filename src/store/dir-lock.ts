@@ -1,0 +1,69 @@
+// One receiver per output directory: two would each sweep, compact and place into the other's
+// state. The lock is a file created with O_EXCL holding the holder's pid and host; a lock whose
+// holder is gone (same host, no such process) is stale and taken over, so a receiver killed
+// with SIGKILL or a power cut never keeps the directory from being served again.
+
+import { open, readFile, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { LocalIoError } from '../errors.js';
+
+const LOCK_NAME = 'lock';
+
+/** Whether process `pid` runs on this host (EPERM: it does, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class DirLock {
+  readonly #path: string;
+  readonly #content: string;
+
+  private constructor(path: string, content: string) {
+    this.#path = path;
+    this.#content = content;
+  }
+
+  /** Takes the lock of the state directory `stateDir` (of output directory `dir`), or throws why not. */
+  static async acquire(stateDir: string, dir: string): Promise<DirLock> {
+    const path = join(stateDir, LOCK_NAME);
+    const content = `${process.pid} ${hostname()}\n`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const file = await open(path, 'wx', 0o600);
+        try {
+          await file.writeFile(content);
+          await file.sync();
+        } finally {
+          await file.close();
+        }
+        return new DirLock(path, content);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const held = await readFile(path, 'utf8').catch(() => '');
+      const [pidText, host] = held.trim().split(' ');
+      const pid = Number(pidText);
+      // A lock being written (empty for an instant), or held on another host: not ours to judge.
+      const stale = Number.isSafeInteger(pid) && pid > 0 && host === hostname() && !alive(pid);
+      if (!stale || attempt > 0) {
+        const holder = held.trim() === '' ? 'another receiver' : `pid ${pid} on ${host ?? '?'}`;
+        throw new LocalIoError(
+          `${dir} is already served by ${holder} (${path}); stop that receiver, or remove the file if it is gone`,
+        );
+      }
+      await unlink(path).catch(() => {});
+    }
+  }
+
+  /** Lets the directory go, unless someone has taken the lock over meanwhile. */
+  async release(): Promise<void> {
+    const held = await readFile(this.#path, 'utf8').catch(() => undefined);
+    if (held === this.#content) await unlink(this.#path).catch(() => {});
+  }
+}

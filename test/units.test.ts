@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatBytes, parseSeconds, parseSize } from '../src/cli/units.js';
+import { closest, editDistance } from '../src/cli/suggest.js';
+import { formatBytes, formatDuration, formatSize, parseSeconds, parseSize } from '../src/cli/units.js';
 import { AckshipError } from '../src/errors.js';
 import { DEFAULT_PORT, formatAddress, parseAddress } from '../src/net-address.js';
 import { retryDelay } from '../src/send/backoff.js';
@@ -62,4 +63,24 @@ test('retry delays grow exponentially, are capped, and jitter within the upper h
     retryDelay(policy, 1, () => 0),
     250,
   );
+});
+
+test('help shows defaults as a user would type them, and they parse back to the same value', () => {
+  assert.equal(formatSize(16 * 1024 * 1024), '16MiB');
+  assert.equal(formatSize(1000), '1000');
+  assert.equal(formatDuration(7 * 86400), '7d');
+  assert.equal(formatDuration(60), '1m');
+  assert.equal(formatDuration(0.5), '0.5s');
+  for (const bytes of [0, 1, 1000, 1024, 16 * 1024 * 1024, 3 * 1024 ** 3, 1536])
+    assert.equal(parseSize(formatSize(bytes)), bytes);
+  for (const seconds of [0.5, 1, 10, 30, 60, 90, 3600, 86400 * 30])
+    assert.equal(parseSeconds(formatDuration(seconds)), seconds);
+});
+
+test('a mistyped command or flag is matched to the one meant, and a far one to none', () => {
+  assert.equal(closest('sned', ['send', 'recv', 'stress', 'help']), 'send');
+  assert.equal(closest('retires', ['retries', 'retry-delay', 'timeout']), 'retries');
+  assert.equal(closest('rcev', ['send', 'recv', 'stress']), 'recv');
+  assert.equal(closest('frobnicate', ['send', 'recv', 'stress']), undefined);
+  assert.equal(editDistance('ab', 'ba'), 1);
 });

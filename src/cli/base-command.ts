@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { Command, Errors, Flags } from '@oclif/core';
 import { AckshipError, EXIT_CODE_HELP, InterruptedError, UsageError } from '../errors.js';
 import { Output } from './output.js';
+import { closest } from './suggest.js';
 
 /** The exit-status table, for the end of every command's --help. */
 export const EXIT_STATUS_HELP = `EXIT STATUS\n${EXIT_CODE_HELP.map(([code, text]) => `${String(code).padEnd(5)}${text}`).join('\n')}`;
@@ -64,6 +65,14 @@ export abstract class AckshipCommand extends Command {
     this.exitWith(this.#toAckshipError(err), true);
   }
 
+  /** A usage error for a flag this command does not have, with the one that was likely meant. */
+  protected unknownFlag(token: string): UsageError {
+    const names = Object.keys({ ...this.ctor.baseFlags, ...this.ctor.flags });
+    const guess = closest(token.replace(/^-+/, '').replace(/=.*$/, ''), names);
+    const hint = guess === undefined ? '' : `; did you mean --${guess}?`;
+    return new UsageError(`unknown flag ${token}${hint} (see ackship ${this.id ?? ''} --help)`);
+  }
+
   #toAckshipError(err: unknown): AckshipError {
     if (err instanceof AckshipError) return err;
     const message = err instanceof Error ? err.message : String(err);
@@ -77,6 +86,8 @@ export abstract class AckshipCommand extends Command {
         `${flagSource(name, env, this.argv)}: ${why.replace(/\s+/g, ' ').replace(/;$/, '')}`,
       );
     }
+    const unknown = /Nonexistent flags?: (\S+?),?(?:\s|$)/.exec(message);
+    if (unknown !== null) return this.unknownFlag(unknown[1] as string);
     // oclif's other parse and validation errors: a bad flag or argument.
     if (err instanceof Errors.CLIError) return new UsageError(message.replace(/\s+/g, ' ').trim());
     return new AckshipError(`internal error: ${message}`);

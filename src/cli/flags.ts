@@ -1,6 +1,16 @@
-// Flag kinds both commands use; the parsing itself lives in units.ts, where it is tested.
+// Flag kinds both commands use; the parsing itself lives in units.ts, where it is tested. Their
+// defaults are shown in --help as a user would type them (16MiB, 7d), not as 16777216 or 604800.
 import { Flags } from '@oclif/core';
-import { parseSeconds, parseSize } from './units.js';
+import { formatDuration, formatSize, parseSeconds, parseSize } from './units.js';
 
-export const secondsFlag = Flags.custom<number>({ parse: async (input) => parseSeconds(input) });
-export const sizeFlag = Flags.custom<number>({ parse: async (input) => parseSize(input) });
+export const secondsFlag = Flags.custom<number>({
+  parse: async (input) => parseSeconds(input),
+  defaultHelp: async ({ options }) =>
+    typeof options.default === 'number' ? formatDuration(options.default) : undefined,
+});
+
+export const sizeFlag = Flags.custom<number>({
+  parse: async (input) => parseSize(input),
+  defaultHelp: async ({ options }) =>
+    typeof options.default === 'number' ? formatSize(options.default) : undefined,
+});

@@ -27,6 +27,19 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
+/** An exact size as a user would type it: `16MiB`, `1GiB`, `1000`. */
+export function formatSize(bytes: number): string {
+  for (const [unit, factor] of [
+    ['TiB', 1024 ** 4],
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
+    if (bytes >= factor && bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return String(bytes);
+}
+
 /** Human-readable bytes for progress and summaries. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -40,6 +53,18 @@ export function formatBytes(bytes: number): string {
 }
 
 const SECONDS_PER: Readonly<Record<string, number>> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** A duration as a user would type it: `7d`, `1h`, `30s`, `0.5s` (exact: the largest unit that divides it). */
+export function formatDuration(seconds: number): string {
+  for (const [unit, factor] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (seconds >= factor && seconds % factor === 0) return `${seconds / factor}${unit}`;
+  }
+  return `${seconds}s`;
+}
 
 /** A positive duration in seconds: `30`, `0.5`, or with a unit, `90s`, `10m`, `2h`, `7d`; throws a message on anything else. */
 export function parseSeconds(text: string): number {

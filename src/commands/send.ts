@@ -19,6 +19,10 @@ export default class Send extends AckshipCommand {
       description: 'The receiver, as HOST[:PORT] (port 7420 by default; IPv6 as [::1]:7420).',
       required: true,
     }),
+    path: Args.string({
+      description:
+        'What to send, one or more: files, directories with -r, or - for stdin. After --, a path that starts with - is a path.',
+    }),
   };
 
   static override description =
@@ -134,9 +138,11 @@ ${EXIT_STATUS_HELP}`;
   async run(): Promise<void> {
     const { args, argv, flags } = await this.parse(Send);
     const paths = (argv as string[]).slice(1);
-    const unknownFlag = paths.find((p) => p.startsWith('-') && p !== '-');
-    if (unknownFlag !== undefined)
-      throw new UsageError(`unknown flag ${unknownFlag} (see ackship send --help)`);
+    // What follows `--` is a path, whatever it looks like (`send host -- -dash.txt`).
+    const optionsEnd = this.argv.indexOf('--');
+    const options = optionsEnd === -1 ? this.argv : this.argv.slice(0, optionsEnd);
+    const unknownFlag = paths.find((p) => p.startsWith('-') && p !== '-' && options.includes(p));
+    if (unknownFlag !== undefined) throw this.unknownFlag(unknownFlag);
     if (flags.name !== undefined && paths.length > 1) throw new UsageError('--name needs exactly one PATH');
     if (paths.filter((p) => p === '-').length > 1) throw new UsageError('stdin (-) can be sent only once');
     const items = paths.map(

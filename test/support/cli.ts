@@ -43,6 +43,8 @@ export interface SpawnOptions {
   stdin?: Buffer | Readable;
   /** A command to run ackship under, such as ['strace', '-f', ...]. */
   wrap?: string[];
+  /** Where it runs, for relative paths. */
+  cwd?: string;
 }
 
 /** Starts `ackship ARGS`; the child is killed when the test ends. */
@@ -54,6 +56,7 @@ export function ackship(
   const [command, ...prefix] = [...(options.wrap ?? []), process.execPath];
   const child = spawn(command as string, [...prefix, BIN, ...args], {
     env: { ...process.env, ...options.env },
+    ...(options.cwd !== undefined && { cwd: options.cwd }),
     stdio: ['pipe', 'pipe', 'pipe'],
     // Under a wrapper (strace), the wrapper's tracee dies with it only when killed as a group.
     detached: options.wrap !== undefined,

@@ -2,7 +2,7 @@
 // over, and an unusable directory reported with its real error.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -35,6 +35,17 @@ describe('the output directory', () => {
     assert.match(await readFile(join(out, '.ackship', 'lock'), 'utf8'), new RegExp(`^${first.child.pid} `));
     const next = await startReceiver(t, ['--out', out]);
     assert.match(await readFile(join(out, '.ackship', 'lock'), 'utf8'), new RegExp(`^${next.child.pid} `));
+  });
+
+  test('an empty lock (what a power cut leaves of one never fsynced) is stale: the receiver starts', async (t) => {
+    const out = join(await tempDir(t), 'out');
+    await mkdir(join(out, '.ackship'), { recursive: true });
+    await writeFile(join(out, '.ackship', 'lock'), '');
+    const receiver = await startReceiver(t, ['--out', out]);
+    assert.match(
+      await readFile(join(out, '.ackship', 'lock'), 'utf8'),
+      new RegExp(`^${receiver.child.pid} `),
+    );
   });
 
   const root = process.getuid?.() === 0;

@@ -1,9 +1,9 @@
 // One receiver per output directory: two would each sweep, compact and place into the other's
-// state. The lock is a file created with O_EXCL holding the holder's pid and host; a lock whose
-// holder is gone (same host, no such process) is stale and taken over, so a receiver killed
-// with SIGKILL or a power cut never keeps the directory from being served again.
+// state. The lock is a file, created only if absent (link), holding the holder's pid and host;
+// a lock whose holder is gone (same host, no such process) is stale and taken over, so a
+// receiver killed with SIGKILL or a power cut never keeps the directory from being served.
 
-import { open, readFile, unlink } from 'node:fs/promises';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LocalIoError } from '../errors.js';
@@ -33,31 +33,34 @@ export class DirLock {
   static async acquire(stateDir: string, dir: string): Promise<DirLock> {
     const path = join(stateDir, LOCK_NAME);
     const content = `${process.pid} ${hostname()}\n`;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        // Not fsynced: after a power cut a lost lock is no lock, and a kept one is stale.
-        const file = await open(path, 'wx', 0o600);
+    // Written whole beside it, then linked into place: a lock is never seen half written, so
+    // an empty or garbled one can only be a crash's or a power cut's (not fsynced: lost, it is
+    // no lock; kept, it is stale).
+    const mine = `${path}.${process.pid}`;
+    await writeFile(mine, content, { mode: 0o600 });
+    try {
+      for (let attempt = 0; ; attempt++) {
         try {
-          await file.writeFile(content);
-        } finally {
-          await file.close();
+          await link(mine, path);
+          return new DirLock(path, content);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         }
-        return new DirLock(path, content);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const held = await readFile(path, 'utf8').catch(() => '');
+        const [pidText, host] = held.trim().split(' ');
+        const pid = Number(pidText);
+        const whole = Number.isSafeInteger(pid) && pid > 0 && host !== undefined;
+        // Held on another host: not ours to judge.
+        const stale = !whole || (host === hostname() && !alive(pid));
+        if (!stale || attempt > 0) {
+          throw new LocalIoError(
+            `${dir} is already served by pid ${pid} on ${host} (${path}); stop that receiver, or remove the file if it is gone`,
+          );
+        }
+        await unlink(path).catch(() => {});
       }
-      const held = await readFile(path, 'utf8').catch(() => '');
-      const [pidText, host] = held.trim().split(' ');
-      const pid = Number(pidText);
-      // A lock being written (empty for an instant), or held on another host: not ours to judge.
-      const stale = Number.isSafeInteger(pid) && pid > 0 && host === hostname() && !alive(pid);
-      if (!stale || attempt > 0) {
-        const holder = held.trim() === '' ? 'another receiver' : `pid ${pid} on ${host ?? '?'}`;
-        throw new LocalIoError(
-          `${dir} is already served by ${holder} (${path}); stop that receiver, or remove the file if it is gone`,
-        );
-      }
-      await unlink(path).catch(() => {});
+    } finally {
+      await unlink(mine).catch(() => {});
     }
   }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { progressLine } from '../src/cli/progress.js';
 import { closest, editDistance } from '../src/cli/suggest.js';
 import { formatBytes, formatDuration, formatSize, parseSeconds, parseSize } from '../src/cli/units.js';
 import { AckshipError } from '../src/errors.js';
@@ -83,4 +84,33 @@ test('a mistyped command or flag is matched to the one meant, and a far one to n
   assert.equal(closest('rcev', ['send', 'recv', 'stress']), 'recv');
   assert.equal(closest('frobnicate', ['send', 'recv', 'stress']), undefined);
   assert.equal(editDistance('ab', 'ba'), 1);
+});
+
+test('the progress line fits any width, dropping the least useful parts first', () => {
+  const state = {
+    done: 5 * 1024 * 1024,
+    total: 20 * 1024 * 1024,
+    confirmed: 3,
+    items: 10,
+    bytesPerSecond: 2 * 1024 * 1024,
+    etaSeconds: 7.5,
+    name: 'photos/2024/a-very-long-directory-name/IMG_0001.jpg',
+  };
+  const wide = progressLine(state, 120);
+  assert.match(
+    wide,
+    /^\[█+░+\] 25% 5\.0 MiB\/20\.0 MiB · 2\.0 MiB\/s · ETA 8s · 3\/10 items · .*IMG_0001\.jpg$/,
+  );
+  for (const columns of [200, 120, 80, 60, 40, 30, 20, 10, 1]) {
+    const line = progressLine(state, columns);
+    assert.ok(line.length <= Math.max(columns - 1, 1), `${columns}: ${line}`);
+  }
+  assert.equal(progressLine(state, 60), '25% 5.0 MiB/20.0 MiB · 2.0 MiB/s · ETA 8s · 3/10 items');
+  assert.equal(progressLine(state, 40), '25% 5.0 MiB/20.0 MiB · 3/10 items');
+  assert.equal(progressLine(state, 30), '25% 5.0 MiB/20.0 MiB');
+  assert.equal(progressLine(state, 20), '25%');
+  // A stream's total is not known: no percentage and no ETA, only what went and how fast.
+  const stream = progressLine({ ...state, total: undefined, etaSeconds: undefined }, 120);
+  assert.match(stream, /^5\.0 MiB · 2\.0 MiB\/s · 3\/10 items/);
+  assert.doesNotMatch(stream, /%|ETA|\/0 B/);
 });

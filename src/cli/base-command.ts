@@ -56,8 +56,12 @@ export abstract class AckshipCommand extends Command {
   }
 
   /** The command's output, by its --json and --quiet flags; `records` is where results go. */
-  protected useOutput(flags: { json: boolean; quiet: boolean }, records: Writable = process.stdout): Output {
-    this.output = new Output({ json: flags.json, quiet: flags.quiet, records, stderr: process.stderr });
+  protected useOutput(
+    flags: { json: boolean; quiet: boolean },
+    records: Writable = process.stdout,
+    stderr: Writable = process.stderr,
+  ): Output {
+    this.output = new Output({ json: flags.json, quiet: flags.quiet, records, stderr });
     return this.output;
   }
 

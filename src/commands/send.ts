@@ -151,7 +151,10 @@ ${EXIT_STATUS_HELP}`;
           ? { name: flags.name ?? 'stdin', data: process.stdin }
           : { path, ...(flags.name !== undefined && { name: flags.name }) },
     );
-    const output = this.useOutput(flags);
+    const progress = createProgress(!flags.quiet && !flags.json);
+    const output = this.useOutput(flags, progress.above(process.stdout), progress.above(process.stderr));
+    if (paths.includes('-') && process.stdin.isTTY)
+      output.note('ackship: reading stdin from the terminal; end it with Ctrl-D (or pipe something in)');
     const secret = await resolveSecret(flags['secret-file'], process.env);
     const tlsCa = flags['tls-ca'] === undefined ? undefined : await readPem(flags['tls-ca'], 'CA bundle');
     const tlsPin = flags['tls-fingerprint'];
@@ -159,7 +162,6 @@ ${EXIT_STATUS_HELP}`;
       flags.tls || tlsCa !== undefined || tlsPin !== undefined
         ? { ...(tlsCa !== undefined && { ca: tlsCa }), ...(tlsPin !== undefined && { fingerprint: tlsPin }) }
         : undefined;
-    const progress = createProgress(!flags.quiet && !flags.json);
     const seen = new Set<string>();
     const once = (key: string) => !seen.has(key) && Boolean(seen.add(key));
     try {
@@ -186,9 +188,9 @@ ${EXIT_STATUS_HELP}`;
           resolved: (all) =>
             progress.start(
               all.length,
-              all.reduce((sum, s) => sum + s.size, 0),
+              all.some((s) => s.stream !== undefined) ? undefined : all.reduce((sum, s) => sum + s.size, 0),
             ),
-          progress: (_, sent) => progress.sent(sent),
+          progress: (source, sent) => progress.sent(printableName(source.name), sent),
           retry: (source, attempt, err, delayMs) =>
             // Items in flight together fail together: one line per attempt and cause, not per item.
             once(`${attempt} ${err.message}`) &&
@@ -196,7 +198,7 @@ ${EXIT_STATUS_HELP}`;
               `ackship: ${printableName(source.name)}: attempt ${attempt} failed: ${err.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
             ),
           finished: (outcome) => {
-            if (outcome.status === 'confirmed') progress.settled();
+            if (outcome.status === 'confirmed') progress.confirmed();
             report(output, outcome, once);
           },
         },

@@ -162,6 +162,7 @@ ${EXIT_STATUS_HELP}`;
       flags.tls || tlsCa !== undefined || tlsPin !== undefined
         ? { ...(tlsCa !== undefined && { ca: tlsCa }), ...(tlsPin !== undefined && { fingerprint: tlsPin }) }
         : undefined;
+    const tally = progressEvents(output);
     const seen = new Set<string>();
     const once = (key: string) => !seen.has(key) && Boolean(seen.add(key));
     try {
@@ -184,21 +185,35 @@ ${EXIT_STATUS_HELP}`;
           signal: this.interrupted.signal,
         },
         {
-          warning: (message) => output.note(`ackship: ${message}`),
-          resolved: (all) =>
-            progress.start(
-              all.length,
-              all.some((s) => s.stream !== undefined) ? undefined : all.reduce((sum, s) => sum + s.size, 0),
-            ),
-          progress: (source, sent) => progress.sent(printableName(source.name), sent),
-          retry: (source, attempt, err, delayMs) =>
+          skipped: (path, what) => {
+            output.note(`ackship: skipping ${printableName(path)}: ${what}`);
+            output.event({ event: 'skip', path, reason: what });
+          },
+          resolved: (all) => {
+            const bytes = all.some((s) => s.stream !== undefined)
+              ? undefined
+              : all.reduce((sum, s) => sum + s.size, 0);
+            progress.start(all.length, bytes);
+            tally.start(all.length, bytes);
+          },
+          progress: (source, sent) => {
+            progress.sent(printableName(source.name), sent);
+            tally.sent(sent);
+          },
+          retry: (source, attempt, err, delayMs) => {
+            const delaySeconds = Math.round(delayMs) / 1000;
+            output.event({ event: 'retry', name: source.name, attempt, delaySeconds, message: err.message });
             // Items in flight together fail together: one line per attempt and cause, not per item.
-            once(`${attempt} ${err.message}`) &&
-            output.note(
-              `ackship: ${printableName(source.name)}: attempt ${attempt} failed: ${err.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
-            ),
+            if (once(`${attempt} ${err.message}`))
+              output.note(
+                `ackship: ${printableName(source.name)}: attempt ${attempt} failed: ${err.message}; retrying in ${delaySeconds.toFixed(1)} s`,
+              );
+          },
           finished: (outcome) => {
-            if (outcome.status === 'confirmed') progress.confirmed();
+            if (outcome.status === 'confirmed') {
+              progress.confirmed();
+              tally.confirmed();
+            }
             report(output, outcome, once);
           },
         },
@@ -211,6 +226,42 @@ ${EXIT_STATUS_HELP}`;
       progress.stop();
     }
   }
+}
+
+/** How often a `progress` record is written under --json, at most. */
+const PROGRESS_EVERY_MS = 500;
+
+/** `progress` records for scripts (--json), at most two a second: what the bar shows a person. */
+function progressEvents(output: Output) {
+  const state = { items: 0, bytesTotal: undefined as number | undefined, bytesSent: 0, confirmed: 0 };
+  let started = 0;
+  let last = 0;
+  const maybeWrite = () => {
+    const now = performance.now();
+    if (!output.json || now - last < PROGRESS_EVERY_MS) return;
+    last = now;
+    const seconds = (now - started) / 1000;
+    output.event({
+      event: 'progress',
+      ...state,
+      bytesTotal: state.bytesTotal ?? null,
+      bytesPerSecond: Math.round(state.bytesSent / Math.max(seconds, 1e-3)),
+    });
+  };
+  return {
+    start(items: number, bytesTotal: number | undefined) {
+      Object.assign(state, { items, bytesTotal });
+      started = last = performance.now();
+    },
+    sent(bytes: number) {
+      state.bytesSent += bytes;
+      maybeWrite();
+    },
+    confirmed() {
+      state.confirmed++;
+      maybeWrite();
+    },
+  };
 }
 
 function reportSummary(output: Output, summary: JobSummary): void {

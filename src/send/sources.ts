@@ -77,8 +77,8 @@ export interface SourceOptions {
   window: number;
   /** Refuse symlinks and special files in a tree instead of skipping them with a warning. */
   noSkip: boolean;
-  /** Told of each symlink or special file skipped in a tree. */
-  warn: (message: string) => void;
+  /** Told of each symlink or special file skipped in a tree, and what it is. */
+  skipped: (path: string, what: string) => void;
   signal: AbortSignal;
 }
 
@@ -176,7 +176,7 @@ async function walk(dir: string, prefix: string, options: SourceOptions): Promis
       if (entry.isFile()) return [fileSource(path, path, below(entry.name), await statOrFail(path))];
       const what = entry.isSymbolicLink() ? 'a symlink' : 'a special file';
       if (options.noSkip) throw new InputError(`${path} is ${what} (refused because of --no-skip)`);
-      options.warn(`skipping ${path}: ${what}`);
+      options.skipped(path, what);
       return [];
     }),
   );

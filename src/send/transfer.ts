@@ -42,8 +42,8 @@ export interface TransferOptions {
 export interface TransferEvents extends Partial<JobReporter> {
   /** Every item is resolved and checked; nothing has been sent yet. */
   resolved?(sources: Source[]): void;
-  /** A symlink or special file in a tree was skipped. */
-  warning?(message: string): void;
+  /** A symlink or special file in a tree was skipped; `what` says which. */
+  skipped?(path: string, what: string): void;
 }
 
 export interface TransferResult {
@@ -68,7 +68,7 @@ export async function transfer(
     noSkip: options.noSkip ?? false,
     spool: options.spool ?? false,
     window: options.window ?? DEFAULTS.windowBytes,
-    warn: (message) => events.warning?.(message),
+    skipped: (path, what) => events.skipped?.(path, what),
     signal,
   });
   try {

@@ -81,7 +81,7 @@ describe('in a terminal (tmux)', { skip }, () => {
       assertNoDebris(screen);
     });
 
-    test(`${columns} columns: a tree's item lines are whole, one per line, with the summary, and no bar is left`, async (t) => {
+    test(`${columns} columns: a tree shows its summary; with -v its item lines, whole, one per line; no bar is left`, async (t) => {
       const dir = await tempDir(t);
       await mkdir(join(dir, 'tree'));
       for (let i = 0; i < 200; i++)
@@ -89,9 +89,16 @@ describe('in a terminal (tmux)', { skip }, () => {
       const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
       const term = terminal(t, columns, dir);
       term.clear();
-      term.run(
-        `ACKSHIP_STATE_DIR=${join(dir, 'state')} ${process.execPath} ${BIN} send 127.0.0.1:${receiver.port} -r tree`,
-      );
+      const send = `${process.execPath} ${BIN} send 127.0.0.1:${receiver.port} -r tree`;
+      // Without -v, a person sees the bar while it runs and then only the summary.
+      term.run(`ACKSHIP_STATE_DIR=${join(dir, 'state')} ${send}`);
+      const quiet = term.screen().filter((l) => !l.startsWith('$ '));
+      assertNoDebris(quiet);
+      assert.deepEqual(quiet.length, 2, JSON.stringify(quiet));
+      assert.match(quiet[0] ?? '', /^200 of 200 items confirmed, /);
+      // With -v, a line per item (under another name, so all are sent again).
+      term.clear();
+      term.run(`ACKSHIP_STATE_DIR=${join(dir, 'state')} ${send} --name again -v`);
       const screen = term.screen();
       assertNoDebris(screen);
       assert.equal(screen.at(-1), '$');
@@ -102,7 +109,7 @@ describe('in a terminal (tmux)', { skip }, () => {
       for (const line of items)
         assert.match(
           line,
-          /^confirmed tree\/file-with-a-longer-name-\d+\.txt \([\d.]+ KiB, xxh64 [0-9a-f]{16}\) in [\d.]+ s$/,
+          /^confirmed again\/file-with-a-longer-name-\d+\.txt \([\d.]+ KiB, xxh64 [0-9a-f]{16}\) in [\d.]+ s$/,
         );
     });
   }

@@ -105,6 +105,12 @@ ${EXIT_STATUS_HELP}`;
       description: "Connect over TLS, trusting the system's CAs (implied by --tls-ca and --tls-fingerprint).",
       env: 'ACKSHIP_TLS',
     }),
+    verbose: Flags.boolean({
+      char: 'v',
+      description:
+        'On a terminal, print a line per item of a run of several (without it: the bar, failures and the summary; a pipe or file always gets every line).',
+      env: 'ACKSHIP_VERBOSE',
+    }),
     'tls-ca': Flags.string({
       description:
         "Connect over TLS, trusting this CA bundle (PEM), e.g. the receiver's self-signed certificate.",
@@ -131,7 +137,7 @@ ${EXIT_STATUS_HELP}`;
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [-v] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
@@ -163,6 +169,7 @@ ${EXIT_STATUS_HELP}`;
         ? { ...(tlsCa !== undefined && { ca: tlsCa }), ...(tlsPin !== undefined && { fingerprint: tlsPin }) }
         : undefined;
     const tally = progressEvents(output);
+    let itemLines = true;
     const seen = new Set<string>();
     const once = (key: string) => !seen.has(key) && Boolean(seen.add(key));
     try {
@@ -190,6 +197,7 @@ ${EXIT_STATUS_HELP}`;
             output.event({ event: 'skip', path, reason: what });
           },
           resolved: (all) => {
+            itemLines = flags.verbose || !process.stdout.isTTY || all.length <= 1;
             const bytes = all.some((s) => s.stream !== undefined)
               ? undefined
               : all.reduce((sum, s) => sum + s.size, 0);
@@ -214,7 +222,7 @@ ${EXIT_STATUS_HELP}`;
               progress.confirmed();
               tally.confirmed();
             }
-            report(output, outcome, once);
+            report(output, outcome, once, itemLines);
           },
         },
       );
@@ -278,7 +286,11 @@ function reportSummary(output: Output, summary: JobSummary): void {
   );
 }
 
-function report(output: Output, outcome: ItemOutcome, once: (key: string) => boolean): void {
+/**
+ * Reports one item's outcome. `lines`: whether a confirmed item gets its text line (a person at
+ * a terminal does not want 5,000 of them scrolling by; a pipe or a log does). Failures always.
+ */
+function report(output: Output, outcome: ItemOutcome, once: (key: string) => boolean, lines: boolean): void {
   const { source, seconds } = outcome;
   const name = printableName(source.name);
   const base = {
@@ -308,8 +320,10 @@ function report(output: Output, outcome: ItemOutcome, once: (key: string) => boo
   // The receiver held every byte already (a re-run, PROTOCOL.md §7.3): confirmed, nothing sent.
   const alreadyThere = size > 0 && resumedFrom === size && bytesSent === 0;
   const status = alreadyThere ? 'already-there' : 'confirmed';
+  const fields = { ...base, bytes: size, status, hash: hashHex(hash), attempts, bytesSent, resumedFrom };
+  if (!lines) return output.event(fields);
   output.record(
-    { ...base, bytes: size, status, hash: hashHex(hash), attempts, bytesSent, resumedFrom },
+    fields,
     alreadyThere
       ? `already there ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}): confirmed, nothing sent`
       : `confirmed ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}) in ${seconds.toFixed(2)} s` +

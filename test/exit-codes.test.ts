@@ -66,6 +66,7 @@ const scenarios: Scenario[] = [
         /^ackship: ACKSHIP_CONNECTIONS=99: .*less than or equal to 16/,
       ],
       ['recv', ['--idle-timeout', '0'], {}, /^ackship: --idle-timeout 0: "0" is not a positive duration/],
+      ['send', ['--limit-rate', '0'], {}, /^ackship: --limit-rate 0: "0" is not a positive rate/],
     ] as const
   ).map(
     ([command, flags, environment, reason]): Scenario => ({

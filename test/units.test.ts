@@ -2,10 +2,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { progressLine } from '../src/cli/progress.js';
 import { closest, editDistance } from '../src/cli/suggest.js';
-import { formatBytes, formatDuration, formatSize, parseSeconds, parseSize } from '../src/cli/units.js';
+import {
+  formatBytes,
+  formatDuration,
+  formatSize,
+  parseRate,
+  parseSeconds,
+  parseSize,
+} from '../src/cli/units.js';
 import { AckshipError } from '../src/errors.js';
 import { DEFAULT_PORT, formatAddress, parseAddress } from '../src/net-address.js';
 import { retryDelay } from '../src/send/backoff.js';
+import { TokenBucket } from '../src/send/rate-limit.js';
 
 test('parseAddress takes host, host:port and bracketed IPv6, with the default port', () => {
   assert.deepEqual(parseAddress('example.org'), { host: 'example.org', port: DEFAULT_PORT });
@@ -113,4 +121,28 @@ test('the progress line fits any width, dropping the least useful parts first', 
   const stream = progressLine({ ...state, total: undefined, etaSeconds: undefined }, 120);
   assert.match(stream, /^5\.0 MiB · 2\.0 MiB\/s · 3\/10 items/);
   assert.doesNotMatch(stream, /%|ETA|\/0 B/);
+});
+
+test('--limit-rate: the bucket holds the average to the rate; only a burst goes without waiting', () => {
+  const rate = 1024 * 1024;
+  const bucket = new TokenBucket(rate, rate / 10, 0);
+  let now = 0;
+  let sent = 0;
+  for (let i = 0; i < 200; i++) {
+    now += bucket.take(64 * 1024, now); // the limiter sleeps this long, then writes
+    sent += 64 * 1024;
+  }
+  // 12.5 MiB at 1 MiB/s: about 12.4 s of waits (the first tenth of a second's worth is a burst).
+  assert.ok(sent / (now / 1000) <= rate * 1.01, `${sent / (now / 1000)} B/s`);
+  assert.ok(sent / (now / 1000) >= rate * 0.95, `${sent / (now / 1000)} B/s`);
+  // After a pause a burst goes at once, and a write past it waits.
+  now += 60_000;
+  assert.equal(bucket.take(rate / 10, now), 0);
+  assert.ok(bucket.take(1, now) > 0);
+  // One write larger than the burst waits for its own bytes: 1 MiB at 1 MiB/s, 0.9 s.
+  now += 60_000;
+  assert.equal(Math.round(bucket.take(rate, now)), 900);
+  assert.equal(parseRate('100K'), 100 * 1024);
+  assert.equal(parseRate('2.5M/s'), 2.5 * 1024 * 1024);
+  assert.throws(() => parseRate('0'), /not a positive rate/);
 });

@@ -1,7 +1,7 @@
 // Flag kinds both commands use; the parsing itself lives in units.ts, where it is tested. Their
 // defaults are shown in --help as a user would type them (16MiB, 7d), not as 16777216 or 604800.
 import { Flags } from '@oclif/core';
-import { formatDuration, formatSize, parseSeconds, parseSize } from './units.js';
+import { formatDuration, formatSize, parseRate, parseSeconds, parseSize } from './units.js';
 
 export const secondsFlag = Flags.custom<number>({
   parse: async (input) => parseSeconds(input),
@@ -14,3 +14,5 @@ export const sizeFlag = Flags.custom<number>({
   defaultHelp: async ({ options }) =>
     typeof options.default === 'number' ? formatSize(options.default) : undefined,
 });
+
+export const rateFlag = Flags.custom<number>({ parse: async (input) => parseRate(input) });

@@ -27,6 +27,13 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
+/** curl's --limit-rate: bytes a second, `500000`, `100K`, `1M`, `2.5M/s`; more than 0. */
+export function parseRate(text: string): number {
+  const bytes = parseSize(text.replace(/\/s\s*$/i, ''));
+  if (bytes <= 0) throw new Error(`"${text}" is not a positive rate (examples: 100K, 1M, 2.5M/s)`);
+  return bytes;
+}
+
 /** An exact size as a user would type it: `16MiB`, `1GiB`, `1000`. */
 export function formatSize(bytes: number): string {
   for (const [unit, factor] of [

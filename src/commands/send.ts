@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
-import { secondsFlag, sizeFlag } from '../cli/flags.js';
+import { rateFlag, secondsFlag, sizeFlag } from '../cli/flags.js';
 import type { Output } from '../cli/output.js';
 import { createProgress } from '../cli/progress.js';
 import { formatBytes } from '../cli/units.js';
@@ -60,6 +60,11 @@ ${EXIT_STATUS_HELP}`;
       env: 'ACKSHIP_CONNECTIONS',
       max: 16,
       min: 1,
+    }),
+    'limit-rate': rateFlag({
+      description:
+        "Send at most this many payload bytes a second over the whole run, as curl's --limit-rate (100K, 1M, 2.5M/s).",
+      env: 'ACKSHIP_LIMIT_RATE',
     }),
     name: Flags.string({
       description:
@@ -137,7 +142,7 @@ ${EXIT_STATUS_HELP}`;
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [-v] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--limit-rate RATE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [-v] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
@@ -183,6 +188,7 @@ ${EXIT_STATUS_HELP}`;
           retryDelay: flags['retry-delay'],
           connectTimeout: flags['connect-timeout'],
           retryMaxTime: flags['retry-max-time'],
+          ...(flags['limit-rate'] !== undefined && { limitRate: flags['limit-rate'] }),
           recursive: flags.recursive,
           noSkip: flags['no-skip'],
           spool: flags.spool,

@@ -18,6 +18,7 @@ import { FrameParser, type Incoming } from '../protocol/frame-parser.js';
 import { negotiate, ourHello } from '../protocol/handshake.js';
 import { type ClientTls, connectTo, tlsFailure } from '../transport.js';
 import { AsyncQueue } from './async-queue.js';
+import type { RateLimiter } from './rate-limit.js';
 
 /** How the sender and the receiver know each other: a shared secret (§2.1), TLS, both or neither. */
 export interface PeerTrust {
@@ -65,6 +66,8 @@ export class Connection {
   #dataLock: Promise<void> = Promise.resolve();
   #error: Error | undefined;
   #version = 1;
+  /** --limit-rate, shared by every connection of the run. */
+  #limiter: RateLimiter | undefined;
 
   private constructor(socket: Socket, timeoutMs: number, peer: string, signal: AbortSignal, tls: boolean) {
     this.#tls = tls;
@@ -108,11 +111,13 @@ export class Connection {
     signal: AbortSignal,
     session: Buffer,
     trust: PeerTrust = {},
+    limiter?: RateLimiter,
   ): Promise<Connection> {
     const { secret, tls } = trust;
     const peer = formatAddress(address);
     const socket = connectTo(address, tls);
     const connection = new Connection(socket, timeouts.idleMs, peer, signal, tls !== undefined);
+    connection.#limiter = limiter;
     // An ackship receiver sends its hello as soon as it accepts (§2), even when too busy to
     // serve: a peer that took the connection and stays silent is something else, or a receiver
     // whose kernel queued the connection while the program could not accept it (overload).
@@ -228,6 +233,8 @@ export class Connection {
    */
   async send(frame: Frame, reuse = false): Promise<void> {
     if (this.#error !== undefined) throw this.#error;
+    if (this.#limiter !== undefined && (frame.kind === Kind.Data || frame.kind === Kind.Chunk))
+      await this.#limiter.take(frame.payload.length, this.#signal);
     const parts = encodeFrame(frame);
     let room = true;
     const written = new Promise<void>((resolve, reject) => {

@@ -21,6 +21,7 @@ import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { ABORTED, untilAborted } from './abortable.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
 import { Connection, NoHelloError, type PeerTrust, type SlotLink } from './connection.js';
+import type { RateLimiter } from './rate-limit.js';
 import { type Source, spooledSource } from './sources.js';
 import type { StreamWindow } from './stream-window.js';
 
@@ -36,6 +37,8 @@ export interface SenderOptions {
   session: Buffer;
   /** A shared secret, TLS: how the two ends know each other. */
   trust?: PeerTrust;
+  /** --limit-rate: payload bytes a second over the whole run. */
+  limiter?: RateLimiter;
 }
 
 export interface Delivery {
@@ -163,15 +166,17 @@ export class Sender {
     if (this.#connecting !== undefined && (this.#current === undefined || this.#current.usable)) {
       return this.#connecting;
     }
-    const { address, timeoutMs, connectTimeoutMs, signal, session, trust } = this.#options;
+    const { address, timeoutMs, connectTimeoutMs, signal, session, trust, limiter } = this.#options;
     this.#current = undefined;
     const timeouts = { idleMs: timeoutMs, connectMs: connectTimeoutMs };
-    const connecting = Connection.open(address, timeouts, signal, session, trust).then((connection) => {
-      this.#greeted = true;
-      this.#current = connection;
-      this.connectionsOpened++;
-      return connection;
-    });
+    const connecting = Connection.open(address, timeouts, signal, session, trust, limiter).then(
+      (connection) => {
+        this.#greeted = true;
+        this.#current = connection;
+        this.connectionsOpened++;
+        return connection;
+      },
+    );
     this.#connecting = connecting;
     connecting.catch(() => {
       if (this.#connecting === connecting) this.#connecting = undefined;

@@ -6,6 +6,7 @@ import { loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
 import { secretBytes } from '../secret.js';
 import type { ClientTls } from '../transport.js';
+import { RateLimiter } from './rate-limit.js';
 import { type ItemOutcome, type JobReporter, type JobSummary, jobError, sendJob } from './send-job.js';
 import { resolveSources, type SendItem, type Source } from './sources.js';
 import { defaultStateDir } from './transfer-ids.js';
@@ -20,6 +21,8 @@ export interface TransferOptions {
   connectTimeout?: number;
   /** Seconds of failures in a row after which no retry starts. */
   retryMaxTime?: number;
+  /** Payload bytes a second at most, over every connection of the transfer (curl's --limit-rate). */
+  limitRate?: number;
   connections?: number;
   /** Where unconfirmed transfer ids are kept so that a later run resumes. */
   stateDir?: string;
@@ -88,6 +91,7 @@ export async function transfer(
           maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
         },
         signal,
+        ...(options.limitRate !== undefined && { limiter: new RateLimiter(options.limitRate) }),
         stateDir: options.stateDir ?? defaultStateDir(process.env),
         trust: {
           ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),

@@ -327,7 +327,10 @@ function report(output: Output, outcome: ItemOutcome, once: (key: string) => boo
   const alreadyThere = size > 0 && resumedFrom === size && bytesSent === 0;
   const status = alreadyThere ? 'already-there' : 'confirmed';
   const fields = { ...base, bytes: size, status, hash: hashHex(hash), attempts, bytesSent, resumedFrom };
-  if (!lines) return output.event(fields);
+  if (!lines) {
+    output.event(fields);
+    return;
+  }
   output.record(
     fields,
     alreadyThere

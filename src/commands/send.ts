@@ -12,6 +12,7 @@ import { readPem, resolveSecret } from '../secret.js';
 import type { ItemOutcome, JobSummary } from '../send/send-job.js';
 import type { SendItem } from '../send/sources.js';
 import { transfer } from '../send/transfer.js';
+import { filterRules } from '../send/tree-filter.js';
 
 export default class Send extends AckshipCommand {
   static override args = {
@@ -60,6 +61,15 @@ ${EXIT_STATUS_HELP}`;
       env: 'ACKSHIP_CONNECTIONS',
       max: 16,
       min: 1,
+    }),
+    exclude: Flags.string({
+      description:
+        'With -r, leave out what matches this glob (repeatable; with --include, the first rule that matches wins, as in rsync). No slash: a name at any depth; a slash: the path below the directory sent; a trailing slash: directories only.',
+      multiple: true,
+    }),
+    include: Flags.string({
+      description: 'With -r, send what matches this glob even if a later --exclude matches it (repeatable).',
+      multiple: true,
     }),
     'limit-rate': rateFlag({
       description:
@@ -142,7 +152,7 @@ ${EXIT_STATUS_HELP}`;
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--limit-rate RATE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [-v] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--exclude GLOB] [--include GLOB] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--limit-rate RATE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [-v] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
@@ -155,6 +165,9 @@ ${EXIT_STATUS_HELP}`;
     const unknownFlag = paths.find((p) => p.startsWith('-') && p !== '-' && options.includes(p));
     if (unknownFlag !== undefined) throw this.unknownFlag(unknownFlag);
     if (flags.name !== undefined && paths.length > 1) throw new UsageError('--name needs exactly one PATH');
+    const filter = filterRules(this.argv);
+    if (filter.length > 0 && !flags.recursive)
+      throw new UsageError('--exclude and --include choose within trees: add -r');
     if (paths.filter((p) => p === '-').length > 1) throw new UsageError('stdin (-) can be sent only once');
     const items = paths.map(
       (path): SendItem =>
@@ -191,6 +204,7 @@ ${EXIT_STATUS_HELP}`;
           ...(flags['limit-rate'] !== undefined && { limitRate: flags['limit-rate'] }),
           recursive: flags.recursive,
           noSkip: flags['no-skip'],
+          ...(filter.length > 0 && { filter }),
           spool: flags.spool,
           window: flags.window,
           ...(secret !== undefined && { secret }),

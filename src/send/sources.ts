@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InputError, LocalIoError, UsageError } from '../errors.js';
 import { StreamWindow } from './stream-window.js';
+import type { TreeFilter } from './tree-filter.js';
 
 /** A regular file (or, from a tree, an empty directory) ready to send, with what identifies it across runs. */
 export interface Source {
@@ -79,6 +80,8 @@ export interface SourceOptions {
   noSkip: boolean;
   /** Told of each symlink or special file skipped in a tree, and what it is. */
   skipped: (path: string, what: string) => void;
+  /** --exclude/--include: which entries of a tree to send. */
+  filter?: TreeFilter | undefined;
   signal: AbortSignal;
 }
 
@@ -161,9 +164,16 @@ async function pathSources(
   return [fileSource(label, real, name ?? basename(real), info)];
 }
 
-/** Every file and empty directory under `dir`, named below `prefix`, in a stable order. */
-async function walk(dir: string, prefix: string, options: SourceOptions): Promise<Source[]> {
-  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+/**
+ * Every file and empty directory under `dir`, named below `prefix`, in a stable order; `rel` is
+ * `dir` below the directory being sent, which the filter sees.
+ */
+async function walk(dir: string, prefix: string, options: SourceOptions, rel = ''): Promise<Source[]> {
+  const listed = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const relOf = (entry: string) => (rel === '' ? entry : `${rel}/${entry}`);
+  const { filter } = options;
+  const entries =
+    filter === undefined ? listed : listed.filter((e) => filter(relOf(e.name), e.isDirectory()));
   const below = (entry: string) => (prefix === '' ? entry : `${prefix}/${entry}`);
   if (entries.length === 0 && prefix !== '') {
     const info = await stat(dir);
@@ -172,7 +182,7 @@ async function walk(dir: string, prefix: string, options: SourceOptions): Promis
   const nested = await Promise.all(
     entries.map(async (entry): Promise<Source[]> => {
       const path = join(dir, entry.name);
-      if (entry.isDirectory()) return walk(path, below(entry.name), options);
+      if (entry.isDirectory()) return walk(path, below(entry.name), options, relOf(entry.name));
       if (entry.isFile()) return [fileSource(path, path, below(entry.name), await statOrFail(path))];
       const what = entry.isSymbolicLink() ? 'a symlink' : 'a special file';
       if (options.noSkip) throw new InputError(`${path} is ${what} (refused because of --no-skip)`);

@@ -10,6 +10,7 @@ import { RateLimiter } from './rate-limit.js';
 import { type ItemOutcome, type JobReporter, type JobSummary, jobError, sendJob } from './send-job.js';
 import { resolveSources, type SendItem, type Source } from './sources.js';
 import { defaultStateDir } from './transfer-ids.js';
+import { type FilterRule, treeFilter } from './tree-filter.js';
 
 export interface TransferOptions {
   /** Seconds of silence from the receiver before an attempt is given up and retried. */
@@ -30,6 +31,8 @@ export interface TransferOptions {
   recursive?: boolean;
   /** Refuse symlinks and special files in a tree instead of skipping them. */
   noSkip?: boolean;
+  /** Which entries of a tree to send: rsync-like --include/--exclude rules, first match wins. */
+  filter?: FilterRule[];
   /** Spool streams to a private file before sending (all or nothing) instead of streaming them. */
   spool?: boolean;
   /** Most bytes of a stream held in memory until the receiver acknowledges them as durable. */
@@ -72,6 +75,7 @@ export async function transfer(
     spool: options.spool ?? false,
     window: options.window ?? DEFAULTS.windowBytes,
     skipped: (path, what) => events.skipped?.(path, what),
+    ...(options.filter !== undefined && { filter: treeFilter(options.filter) }),
     signal,
   });
   try {

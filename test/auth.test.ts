@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { encodeFrame, encodeHello } from '../src/protocol/codec.js';
 import { ErrorCode, Kind, MAX_VERSION, Role } from '../src/protocol/constants.js';
-import { records, run, startReceiver, tempDir } from './support/cli.js';
+import { itemRecords, records, run, startReceiver, tempDir } from './support/cli.js';
 import { FaultProxy } from './support/proxy.js';
 
 async function secretFile(dir: string, name: string, secret: string, mode = 0o600): Promise<string> {
@@ -158,7 +158,7 @@ describe('shared secret', () => {
     const sent = await sendFile(t, dir, proxy.port, [], { ACKSHIP_SECRET: 'x' });
     assert.equal(sent.code, 0, sent.stderr);
     assert.match(sent.stderr, /a confirmation failed authentication \(forged or damaged\): not counted/);
-    const [item] = records(sent.stdout);
+    const [item] = itemRecords(sent.stdout);
     assert.equal(item?.attempts, 2);
     assert.equal(await readFile(join(out, 'note.txt'), 'utf8'), 'for your eyes only');
   });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { records, run, startReceiver, tempDir } from './support/cli.js';
+import { itemRecords, records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
 import { FaultProxy, type ProxyOptions } from './support/proxy.js';
 
@@ -85,7 +85,7 @@ describe('faults on the wire', () => {
       ]);
       assert.equal(direct.code, 0, direct.stderr);
       assert.equal(faulty.code, 0, faulty.stderr);
-      const [item] = records(faulty.stdout);
+      const [item] = itemRecords(faulty.stdout);
       assert.equal(item?.status, 'confirmed');
       assert.ok((item?.attempts as number) >= fault.attempts, `attempts ${item?.attempts}`);
       assert.equal(await sha256File(join(out, 'f.bin')), await sha256File(src));

@@ -9,7 +9,7 @@ import { describe, type TestContext, test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
 import { encodeHello } from '../src/protocol/codec.js';
 import { MAX_VERSION, Role } from '../src/protocol/constants.js';
-import { ackship, records, run, startReceiver, tempDir } from './support/cli.js';
+import { ackship, itemRecords, records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
 import { deadPort } from './support/net.js';
 import { FaultProxy } from './support/proxy.js';
@@ -92,7 +92,7 @@ describe('faults', () => {
     ]);
     const sent = await sender.exited;
     assert.equal(sent.code, 0, sent.stderr);
-    assert.ok((records(sent.stdout)[0]?.attempts as number) > 1);
+    assert.ok((itemRecords(sent.stdout)[0]?.attempts as number) > 1);
     assert.equal((await receiver.exited).code, 0);
     assert.equal(await sha256File(join(dir, 'out', 'f')), await sha256File(join(dir, 'f')));
   });
@@ -114,7 +114,7 @@ describe('faults', () => {
     proxy.retarget(second.port);
     const sent = await sender.exited;
     assert.equal(sent.code, 0, sent.stderr);
-    const [record] = records(sent.stdout);
+    const [record] = itemRecords(sent.stdout);
     assert.ok((record?.attempts as number) >= 2);
     // The last attempt continued from what the killed receiver had made durable.
     const resumedFrom = record?.resumedFrom as number;
@@ -137,7 +137,7 @@ describe('faults', () => {
     proxy.retarget(second.port);
     const sent = await sender.exited;
     assert.equal(sent.code, 0, sent.stderr);
-    assert.ok((records(sent.stdout)[0]?.resumedFrom as number) > 0, 'resumed from the durable partial');
+    assert.ok((itemRecords(sent.stdout)[0]?.resumedFrom as number) > 0, 'resumed from the durable partial');
     assert.equal((await second.exited).code, 0);
     assert.equal(await sha256File(join(out, 'big')), await sha256File(join(dir, 'big')));
   });
@@ -163,7 +163,7 @@ describe('faults', () => {
     const second = await startReceiver(t, ['--out', out, '--json', '--once']);
     const retried = await run(t, ['send', `127.0.0.1:${second.port}`, join(dir, 'once.bin'), '--json'], env);
     assert.equal(retried.code, 0, retried.stderr);
-    assert.equal(records(retried.stdout)[0]?.bytesSent, 0, 'no data flows for an item confirmed before');
+    assert.equal(itemRecords(retried.stdout)[0]?.bytesSent, 0, 'no data flows for an item confirmed before');
     assert.equal((await second.exited).code, 0);
     assert.equal(records(second.stdout).find((r) => r.event === 'confirmed')?.again, true);
     assert.deepEqual(

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { records, run, startReceiver, tempDir } from './support/cli.js';
+import { itemRecords, records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
 
 describe('re-runs', () => {
@@ -21,10 +21,10 @@ describe('re-runs', () => {
       const again = await run(t, ['send', `127.0.0.1:${receiver.port}`, src, ...args], { env });
       assert.equal(again.code, 0, again.stderr);
       if (args.length > 0) {
-        const [item] = records(again.stdout);
+        const [item] = itemRecords(again.stdout);
         assert.equal(item?.status, 'already-there');
         assert.equal(item?.bytesSent, 0);
-        assert.equal(item?.hash, records(first.stdout)[0]?.hash);
+        assert.equal(item?.hash, itemRecords(first.stdout)[0]?.hash);
       } else
         assert.match(
           again.stdout,
@@ -79,7 +79,7 @@ describe('re-runs', () => {
     const overwriting = await startReceiver(t, ['--out', join(dir, 'out'), '--overwrite']);
     const replaced = await run(t, ['send', `127.0.0.1:${overwriting.port}`, src, '--json'], { env });
     assert.equal(replaced.code, 0, replaced.stderr);
-    assert.equal(records(replaced.stdout)[0]?.status, 'confirmed');
+    assert.equal(itemRecords(replaced.stdout)[0]?.status, 'confirmed');
     assert.equal(await sha256File(join(dir, 'out', 'note.txt')), await sha256File(src));
   });
 });

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ackship, records, run, startReceiver, tempDir } from './support/cli.js';
+import { ackship, itemRecords, records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256, sha256File, writeRandom } from './support/files.js';
 
 describe('send to recv', () => {
@@ -20,7 +20,7 @@ describe('send to recv', () => {
       const env = { ACKSHIP_STATE_DIR: join(dir, 'state') };
       const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, src, '--json'], { env });
       assert.equal(sent.code, 0, sent.stderr);
-      const [record] = records(sent.stdout);
+      const [record] = itemRecords(sent.stdout);
       assert.equal(record?.status, 'confirmed');
       assert.equal(record?.bytes, size);
       assert.equal(record?.bytesSent, size);

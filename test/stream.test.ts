@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { records, tempDir } from './support/cli.js';
+import { itemRecords, tempDir } from './support/cli.js';
 import { sha256File } from './support/files.js';
 import { FaultProxy } from './support/proxy.js';
 
@@ -151,7 +151,7 @@ async function assertDelivered(
   const output = await receiver.output();
   assert.equal(output.bytes, size);
   assert.equal(output.sha256, await input.sha256);
-  const [item] = records(sender.stdout());
+  const [item] = itemRecords(sender.stdout());
   assert.equal(item?.status, 'confirmed');
   return item as Record<string, unknown>;
 }
@@ -262,7 +262,7 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
     );
     assert.equal(await sender.exited, 0, sender.stderr());
     assert.equal(await receiver.exited, 0, receiver.stderr());
-    assert.equal(records(sender.stdout())[0]?.bytes, 3 * MiB);
+    assert.equal(itemRecords(sender.stdout())[0]?.bytes, 3 * MiB);
     assert.equal(await sha256File(join(out, 'old.bin')), await input.sha256);
   });
 
@@ -287,7 +287,7 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
     proxy.retarget(await second.listening);
     assert.equal(await sender.exited, 0, sender.stderr());
     assert.equal(await second.exited, 0, second.stderr());
-    const [item] = records(sender.stdout());
+    const [item] = itemRecords(sender.stdout());
     assert.ok((item?.resumedFrom as number) > 0, 'resumed from what the first receiver had fsynced');
     const placed = await sha256File(join(out, 'piped.bin'));
     assert.equal(placed, await input.sha256);

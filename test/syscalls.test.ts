@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { loadHasher } from '../src/hash.js';
 import { ErrorCode, Kind } from '../src/protocol/constants.js';
-import { BIN, type Finished, hasCommand, records, run, tempDir } from './support/cli.js';
+import { BIN, type Finished, hasCommand, itemRecords, run, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
 import { rawSender, sendItem, show } from './support/raw-sender.js';
 
@@ -203,7 +203,7 @@ describe('system calls of a real receiver', { skip }, () => {
       );
       assert.equal(sent.code, 0, sent.stderr);
       assert.match(sent.stderr, fault.reason);
-      const [item] = records(sent.stdout);
+      const [item] = itemRecords(sent.stdout);
       assert.equal(item?.attempts, 2, `the first attempt was refused, not confirmed: ${sent.stderr}`);
       assert.equal((await receiver.exited).code, 0);
       assert.equal(receiver.stdout().match(/^confirmed /gm)?.length, 1, 'the receiver confirmed once');

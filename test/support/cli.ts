@@ -148,6 +148,11 @@ export async function startReceiver(
   return Object.assign(running, { port: Number(port) });
 }
 
+/** The `item` records of a --json send, in the order they came (retries and progress left out). */
+export function itemRecords(stdout: string): Array<Record<string, unknown>> {
+  return records(stdout).filter((r) => r.event === 'item');
+}
+
 /** NDJSON lines of a --json run. */
 export function records(stdout: string): Array<Record<string, unknown>> {
   return stdout

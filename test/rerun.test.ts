@@ -63,7 +63,7 @@ describe('re-runs', () => {
       assert.equal(await sha256File(join(out, 'tree', name)), await sha256File(join(tree, name)));
   });
 
-  test('other bytes under the name still meet "exists" (65), and with --overwrite are replaced', async (t) => {
+  test('other bytes under the name still meet "exists" (65); with --overwrite they are replaced, and the same bytes are not sent again', async (t) => {
     const dir = await tempDir(t);
     const src = join(dir, 'note.txt');
     await writeFile(src, 'the sender has this');
@@ -81,5 +81,12 @@ describe('re-runs', () => {
     assert.equal(replaced.code, 0, replaced.stderr);
     assert.equal(itemRecords(replaced.stdout)[0]?.status, 'confirmed');
     assert.equal(await sha256File(join(dir, 'out', 'note.txt')), await sha256File(src));
+    // With --overwrite too, the same bytes are not sent again.
+    const again = await run(t, ['send', `127.0.0.1:${overwriting.port}`, src, '--json'], { env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(
+      [itemRecords(again.stdout)[0]?.status, itemRecords(again.stdout)[0]?.bytesSent],
+      ['already-there', 0],
+    );
   });
 });

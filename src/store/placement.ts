@@ -29,8 +29,8 @@ export interface Placement {
   /** Whether the item's final place holds exactly `size` bytes hashing to `hash` (a confirmed item). */
   holds(item: PlacedItem, size: number, hash: bigint): Promise<boolean>;
   /**
-   * The file already under the item's name when it is a regular file of `size` bytes that will
-   * not be replaced (no --overwrite): a re-run may find it already there.
+   * The file already under the item's name when it is a regular file of `size` bytes: a re-run
+   * may find it already there.
    */
   alreadyThere(item: PlacedItem, size: number): Promise<AlreadyThere | undefined>;
   /** Creates a directory item (v2), durably; idempotent. */
@@ -41,6 +41,8 @@ export interface Placement {
 
 export interface AlreadyThere {
   hash: bigint;
+  /** --overwrite: a sender with other bytes replaces it, rather than meeting "exists". */
+  replaceable: boolean;
   /** fsyncs the file and its directory: one that was found there is confirmed only durable. */
   makeDurable(): Promise<void>;
 }
@@ -137,7 +139,7 @@ export class DirectoryPlacement implements Placement {
   }
 
   async alreadyThere(item: PlacedItem, size: number): Promise<AlreadyThere | undefined> {
-    if (this.#overwrite || item.directory) return undefined;
+    if (item.directory) return undefined;
     const hash = await this.#hashOf(item, size);
     if (hash === undefined) return undefined;
     const makeDurable = async () => {
@@ -150,7 +152,7 @@ export class DirectoryPlacement implements Placement {
       }
       await this.#syncDir(parent);
     };
-    return { hash, makeDurable };
+    return { hash, replaceable: this.#overwrite, makeDurable };
   }
 
   async holds(item: PlacedItem, size: number, hash: bigint): Promise<boolean> {

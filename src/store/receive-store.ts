@@ -91,19 +91,29 @@ export type OpenResult = { decision: OfferDecision; writer?: ItemWriter };
  * A file item whose name already holds a file of its size (a re-run of a send that got through,
  * PROTOCOL.md §7.3): ACCEPTed at its full length with the hash of what is there. A sender whose
  * bytes are the same sends only its END, and the item is confirmed without a byte moving; one
- * whose bytes differ starts over, and meets "exists" as it always did.
+ * whose bytes differ starts over, and meets "exists" as it always did, or with --overwrite is
+ * received into a part like any other item (`startOver` opens it).
  */
 class AlreadyThereWriter implements ItemWriter {
   readonly #placement: Placement;
   readonly #offer: ValidOffer;
   readonly #there: AlreadyThere;
+  readonly #startOver: (() => Promise<ItemWriter>) | undefined;
+  /** Where the data goes once a sender with other bytes started over (--overwrite). */
+  #part: Promise<ItemWriter> | undefined;
   onTakeover: () => void = () => {};
   onDurable: (offset: number) => void = () => {};
 
-  constructor(placement: Placement, offer: ValidOffer, there: AlreadyThere) {
+  constructor(
+    placement: Placement,
+    offer: ValidOffer,
+    there: AlreadyThere,
+    startOver: (() => Promise<ItemWriter>) | undefined,
+  ) {
     this.#placement = placement;
     this.#offer = offer;
     this.#there = there;
+    this.#startOver = startOver;
   }
 
   get name(): string {
@@ -122,11 +132,14 @@ class AlreadyThereWriter implements ItemWriter {
   }
 
   /** Data at all means the sender's bytes differ from what is there: it started over. */
-  async write(): Promise<void> {
-    throw this.#differs();
+  async write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
+    if (this.#startOver === undefined) throw this.#differs();
+    this.#part ??= this.#startOver();
+    await (await this.#part).write(offset, payload, truncate);
   }
 
   async commit(expected: bigint): Promise<CommitOutcome> {
+    if (this.#part !== undefined) return (await this.#part).commit(expected);
     const refused = this.#differs();
     if (expected !== this.#there.hash)
       return { type: 'reject', code: refused.rejectCode, reason: refused.message };
@@ -151,7 +164,9 @@ class AlreadyThereWriter implements ItemWriter {
     }
   }
 
-  async abandon(): Promise<void> {}
+  async abandon(discard?: boolean): Promise<void> {
+    await (await this.#part?.catch(() => undefined))?.abandon(discard);
+  }
 }
 
 /** An accepted item's writer while it holds its id's claim: released when the item settles. */
@@ -327,7 +342,10 @@ export class ReceiveStore {
         return await this.placement.openStream(offer, this.journal);
       const there = offer.stream ? undefined : await this.placement.alreadyThere(offer, offer.size);
       if (there !== undefined) {
-        const writer = new AlreadyThereWriter(this.placement, offer, there);
+        const startOver = there.replaceable
+          ? async () => (await PartWriter.open(this.#parts, offer, path)).writer
+          : undefined;
+        const writer = new AlreadyThereWriter(this.placement, offer, there, startOver);
         return { decision: { type: 'accept', offset: offer.size, prefixHash: there.hash }, writer };
       }
       await this.placement.check(offer);

@@ -73,3 +73,11 @@ test('the README example runs, and README shows it verbatim', async () => {
   const source = await readFile(join(root, 'examples', 'round-trip.mjs'), 'utf8');
   assert.ok(readme.includes(source.trim()), 'README shows the tested example verbatim');
 });
+
+// README's first command runs this: it must end 0 and find every copy identical. (It ended 143:
+// under set -e, its cleanup's wait for the receiver it had stopped ended the script.)
+test('the demo (npm run demo) exits 0 and finds every received file identical', async () => {
+  const { stdout } = await exec('bash', [join(root, 'scripts', 'demo.sh')], { cwd: root, timeout: 120_000 });
+  for (const line of ['random.bin: identical', 'numbers.txt: identical', 'unpacked random.bin: identical'])
+    assert.ok(stdout.includes(line), `${line}: ${stdout}`);
+});

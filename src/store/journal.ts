@@ -12,6 +12,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fsyncDir } from './fsync-dir.js';
 import { GroupCommit } from './group-commit.js';
 import { IdIndex, type IndexEntry, KEY_WORDS, keyFromHex, newKey } from './id-index.js';
 import { dropSnapshot, loadSnapshot, saveSnapshot } from './index-snapshot.js';
@@ -231,7 +232,6 @@ export class ConfirmedJournal {
         await file.write('\n');
         length++;
       }
-      const journal = new ConfirmedJournal(path, index, windowMs, file, length, lines);
       const live = index.countSince(oldest);
       if (lines - live > 0 && lines - live >= live) {
         await file.close();
@@ -249,6 +249,7 @@ export class ConfirmedJournal {
         await reopened.#snapshot();
         return reopened;
       }
+      const journal = new ConfirmedJournal(path, index, windowMs, file, length, lines);
       journal.#snapshotted = snapshot?.covered ?? 0;
       if (length - journal.#snapshotted >= SNAPSHOT_AFTER) await journal.#snapshot();
       return journal;
@@ -294,12 +295,7 @@ export class ConfirmedJournal {
       await journal.close();
     }
     await rename(temp, path);
-    const dir = await open(dirname(path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await fsyncDir(dirname(path));
     return { index: compacted, length };
   }
 

@@ -1,10 +1,12 @@
 // Where a verified item ends up: under its name inside DIR (here), or on stdout
 // (stdout-placement.ts). Both check the target before any data is accepted.
+import type { Stats } from 'node:fs';
 import { link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher, hashFilePrefix } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
 import type { ValidOffer } from '../protocol/receiver-machine.js';
+import { fsyncDir } from './fsync-dir.js';
 import { GroupCommit } from './group-commit.js';
 import type { ConfirmedJournal } from './journal.js';
 import type { OpenResult } from './receive-store.js';
@@ -43,8 +45,16 @@ export interface AlreadyThere {
   hash: bigint;
   /** --overwrite: a sender with other bytes replaces it, rather than meeting "exists". */
   replaceable: boolean;
-  /** fsyncs the file and its directory: one that was found there is confirmed only durable. */
-  makeDurable(): Promise<void>;
+  /**
+   * For a confirmation: false if the file changed since it was hashed (another inode, size,
+   * mtime or ctime: it is not read again), else it is fsynced with its directory and true.
+   */
+  confirm(): Promise<boolean>;
+}
+
+/** What tells a file and its content apart without reading it: any write changes its ctime. */
+function identity(info: Stats): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
 }
 
 /** Linux's limit on a path handed to a system call, counting its final NUL. */
@@ -52,15 +62,6 @@ const PATH_MAX = 4096;
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const dir = await open(path, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
 }
 
 /** Items land under DIR: parents created, no symlink followed, no file replaced unless asked. */
@@ -140,37 +141,40 @@ export class DirectoryPlacement implements Placement {
 
   async alreadyThere(item: PlacedItem, size: number): Promise<AlreadyThere | undefined> {
     if (item.directory) return undefined;
-    const hash = await this.#hashOf(item, size);
-    if (hash === undefined) return undefined;
-    const makeDurable = async () => {
+    const found = await this.#hashOf(item, size);
+    if (found === undefined) return undefined;
+    const confirm = async () => {
       const parent = await this.#parentDirs(item.parts, false);
       const file = await open(join(this.#root, ...item.parts), 'r');
       try {
+        if (identity(await file.stat()) !== found.identity) return false;
         await file.sync();
       } finally {
         await file.close();
       }
       await this.#syncDir(parent);
+      return true;
     };
-    return { hash, replaceable: this.#overwrite, makeDurable };
+    return { hash: found.hash, replaceable: this.#overwrite, confirm };
   }
 
   async holds(item: PlacedItem, size: number, hash: bigint): Promise<boolean> {
-    return (await this.#hashOf(item, size)) === hash;
+    return (await this.#hashOf(item, size))?.hash === hash;
   }
 
-  /** The xxh64 of the regular file under the item's name if it has `size` bytes. */
-  async #hashOf(item: PlacedItem, size: number): Promise<bigint | undefined> {
+  /** The xxh64 of the regular file under the item's name if it has `size` bytes, and which file it was. */
+  async #hashOf(item: PlacedItem, size: number): Promise<{ hash: bigint; identity: string } | undefined> {
     try {
       await this.#parentDirs(item.parts, false);
       const target = join(this.#root, ...item.parts);
       if (!(await lstat(target)).isFile()) return undefined;
       const file = await open(target, 'r');
       try {
-        if ((await file.stat()).size !== size) return undefined;
+        const info = await file.stat();
+        if (info.size !== size) return undefined;
         const hasher = createHasher();
         await hashFilePrefix(file, size, hasher);
-        return hasher.digest();
+        return { hash: hasher.digest(), identity: identity(info) };
       } finally {
         await file.close();
       }

@@ -1,7 +1,7 @@
 // The receiver's durable state inside DIR/.ackship (PROTOCOL.md §7): partial files named by
 // transfer id, kept for resume; the journal of confirmed ids; and, while an item is under way,
 // the claim on its id that keeps a second connection from receiving it at the same time.
-import { access, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { access, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
@@ -10,6 +10,7 @@ import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/recei
 import { type Claim, Claims } from './claims.js';
 import { DirLock } from './dir-lock.js';
 import { FilePermits } from './file-permits.js';
+import { fsyncDir } from './fsync-dir.js';
 import { GroupCommit } from './group-commit.js';
 import { errorMessage, type ItemWriter, ioRejectCode, journalRecord } from './item-writer.js';
 import { ConfirmedJournal, type ConfirmedRecord } from './journal.js';
@@ -21,15 +22,6 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-export async function fsyncDir(path: string): Promise<void> {
-  const dir = await open(path, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
 }
 
 /** A v2 directory item: no data; committed by journalling it and creating the directory. */
@@ -95,7 +87,6 @@ export type OpenResult = { decision: OfferDecision; writer?: ItemWriter };
  * received into a part like any other item (`startOver` opens it).
  */
 class AlreadyThereWriter implements ItemWriter {
-  readonly #placement: Placement;
   readonly #offer: ValidOffer;
   readonly #there: AlreadyThere;
   readonly #startOver: (() => Promise<ItemWriter>) | undefined;
@@ -104,13 +95,7 @@ class AlreadyThereWriter implements ItemWriter {
   onTakeover: () => void = () => {};
   onDurable: (offset: number) => void = () => {};
 
-  constructor(
-    placement: Placement,
-    offer: ValidOffer,
-    there: AlreadyThere,
-    startOver: (() => Promise<ItemWriter>) | undefined,
-  ) {
-    this.#placement = placement;
+  constructor(offer: ValidOffer, there: AlreadyThere, startOver: (() => Promise<ItemWriter>) | undefined) {
     this.#offer = offer;
     this.#there = there;
     this.#startOver = startOver;
@@ -144,14 +129,13 @@ class AlreadyThereWriter implements ItemWriter {
     if (expected !== this.#there.hash)
       return { type: 'reject', code: refused.rejectCode, reason: refused.message };
     try {
-      // Re-read, not trusted from the OFFER: it must still be there, and durable, when confirmed.
-      if (!(await this.#placement.holds(this.#offer, this.#offer.size, expected)))
+      // It must still be the file hashed at the OFFER, and durable, when confirmed.
+      if (!(await this.#there.confirm()))
         return {
           type: 'reject',
           code: RejectCode.ReceiverIo,
           reason: `${this.#offer.name} changed meanwhile`,
         };
-      await this.#there.makeDurable();
       // Not journalled: a retry of the id finds it here again, and a re-run of a large tree
       // does not grow the journal by a record per file.
       return { type: 'confirmed', hash: expected };
@@ -345,7 +329,7 @@ export class ReceiveStore {
         const startOver = there.replaceable
           ? async () => (await PartWriter.open(this.#parts, offer, path)).writer
           : undefined;
-        const writer = new AlreadyThereWriter(this.placement, offer, there, startOver);
+        const writer = new AlreadyThereWriter(offer, there, startOver);
         return { decision: { type: 'accept', offset: offer.size, prefixHash: there.hash }, writer };
       }
       await this.placement.check(offer);

@@ -156,3 +156,36 @@ export function createProgress(
     },
   };
 }
+
+/** How often a `progress` record is written, at most. */
+const RECORD_EVERY_MS = 500;
+
+/** `progress` records for scripts (--json), at most two a second: what the bar shows a person. */
+export function progressRecords(write: (fields: Record<string, unknown>) => void): Progress {
+  const state = { items: 0, bytesTotal: undefined as number | undefined, bytesSent: 0, confirmed: 0 };
+  let started = 0;
+  let last = 0;
+  const maybeWrite = () => {
+    const now = performance.now();
+    if (now - last < RECORD_EVERY_MS) return;
+    last = now;
+    const bytesPerSecond = Math.round(state.bytesSent / Math.max((now - started) / 1000, 1e-3));
+    write({ event: 'progress', ...state, bytesTotal: state.bytesTotal ?? null, bytesPerSecond });
+  };
+  return {
+    start(items, bytesTotal) {
+      Object.assign(state, { items, bytesTotal });
+      started = last = performance.now();
+    },
+    sent(_name, bytes) {
+      state.bytesSent += bytes;
+      maybeWrite();
+    },
+    confirmed() {
+      state.confirmed++;
+      maybeWrite();
+    },
+    above: (stream) => stream,
+    stop() {},
+  };
+}

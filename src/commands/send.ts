@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { rateFlag, secondsFlag, sizeFlag } from '../cli/flags.js';
 import type { Output } from '../cli/output.js';
-import { createProgress } from '../cli/progress.js';
+import { createProgress, progressRecords } from '../cli/progress.js';
 import { formatBytes } from '../cli/units.js';
 import { DEFAULTS } from '../defaults.js';
 import { PartialError, RejectedError, UsageError } from '../errors.js';
@@ -165,6 +165,7 @@ ${EXIT_STATUS_HELP}`;
     const unknownFlag = paths.find((p) => p.startsWith('-') && p !== '-' && options.includes(p));
     if (unknownFlag !== undefined) throw this.unknownFlag(unknownFlag);
     if (flags.name !== undefined && paths.length > 1) throw new UsageError('--name needs exactly one PATH');
+    // From argv, not flags.exclude/flags.include: oclif keeps them apart, and their order decides.
     const filter = filterRules(this.argv);
     if (filter.length > 0 && !flags.recursive)
       throw new UsageError('--exclude and --include choose within trees: add -r');
@@ -175,8 +176,10 @@ ${EXIT_STATUS_HELP}`;
           ? { name: flags.name ?? 'stdin', data: process.stdin }
           : { path, ...(flags.name !== undefined && { name: flags.name }) },
     );
-    const progress = createProgress(!flags.quiet && !flags.json);
-    const output = this.useOutput(flags, progress.above(process.stdout), progress.above(process.stderr));
+    const bar = createProgress(!flags.quiet && !flags.json);
+    const output = this.useOutput(flags, bar.above(process.stdout), bar.above(process.stderr));
+    // Under --json (where the bar is off) a script gets the same as progress records.
+    const progress = flags.json ? progressRecords((fields) => output.event(fields)) : bar;
     if (paths.includes('-') && process.stdin.isTTY)
       output.note('ackship: reading stdin from the terminal; end it with Ctrl-D (or pipe something in)');
     const secret = await resolveSecret(flags['secret-file'], process.env);
@@ -186,7 +189,6 @@ ${EXIT_STATUS_HELP}`;
       flags.tls || tlsCa !== undefined || tlsPin !== undefined
         ? { ...(tlsCa !== undefined && { ca: tlsCa }), ...(tlsPin !== undefined && { fingerprint: tlsPin }) }
         : undefined;
-    const tally = progressEvents(output);
     let itemLines = true;
     const seen = new Set<string>();
     const once = (key: string) => !seen.has(key) && Boolean(seen.add(key));
@@ -222,12 +224,8 @@ ${EXIT_STATUS_HELP}`;
               ? undefined
               : all.reduce((sum, s) => sum + s.size, 0);
             progress.start(all.length, bytes);
-            tally.start(all.length, bytes);
           },
-          progress: (source, sent) => {
-            progress.sent(printableName(source.name), sent);
-            tally.sent(sent);
-          },
+          progress: (source, sent) => progress.sent(printableName(source.name), sent),
           retry: (source, attempt, err, delayMs) => {
             const delaySeconds = Math.round(delayMs) / 1000;
             output.event({ event: 'retry', name: source.name, attempt, delaySeconds, message: err.message });
@@ -238,10 +236,7 @@ ${EXIT_STATUS_HELP}`;
               );
           },
           finished: (outcome) => {
-            if (outcome.status === 'confirmed') {
-              progress.confirmed();
-              tally.confirmed();
-            }
+            if (outcome.status === 'confirmed') progress.confirmed();
             report(output, outcome, once, itemLines);
           },
         },
@@ -254,42 +249,6 @@ ${EXIT_STATUS_HELP}`;
       progress.stop();
     }
   }
-}
-
-/** How often a `progress` record is written under --json, at most. */
-const PROGRESS_EVERY_MS = 500;
-
-/** `progress` records for scripts (--json), at most two a second: what the bar shows a person. */
-function progressEvents(output: Output) {
-  const state = { items: 0, bytesTotal: undefined as number | undefined, bytesSent: 0, confirmed: 0 };
-  let started = 0;
-  let last = 0;
-  const maybeWrite = () => {
-    const now = performance.now();
-    if (!output.json || now - last < PROGRESS_EVERY_MS) return;
-    last = now;
-    const seconds = (now - started) / 1000;
-    output.event({
-      event: 'progress',
-      ...state,
-      bytesTotal: state.bytesTotal ?? null,
-      bytesPerSecond: Math.round(state.bytesSent / Math.max(seconds, 1e-3)),
-    });
-  };
-  return {
-    start(items: number, bytesTotal: number | undefined) {
-      Object.assign(state, { items, bytesTotal });
-      started = last = performance.now();
-    },
-    sent(bytes: number) {
-      state.bytesSent += bytes;
-      maybeWrite();
-    },
-    confirmed() {
-      state.confirmed++;
-      maybeWrite();
-    },
-  };
 }
 
 function reportSummary(output: Output, summary: JobSummary): void {

@@ -38,9 +38,8 @@ export interface SlotLink {
  * A host name that does not resolve, whatever the resolver said (also "try again": like curl,
  * a lookup failure is not retried; it fails at once and says why).
  */
-function lookupFailure(err: NodeJS.ErrnoException, peer: string): NoSuchHostError | undefined {
+function lookupFailure(err: NodeJS.ErrnoException, host: string): NoSuchHostError | undefined {
   if (err.syscall !== 'getaddrinfo') return undefined;
-  const host = peer.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
   return new NoSuchHostError(
     `cannot resolve ${host} (${err.code}); check the receiver's name, nothing was sent`,
   );
@@ -69,7 +68,14 @@ export class Connection {
   /** --limit-rate, shared by every connection of the run. */
   #limiter: RateLimiter | undefined;
 
-  private constructor(socket: Socket, timeoutMs: number, peer: string, signal: AbortSignal, tls: boolean) {
+  private constructor(
+    socket: Socket,
+    timeoutMs: number,
+    address: Address,
+    signal: AbortSignal,
+    tls: boolean,
+  ) {
+    const peer = formatAddress(address);
     this.#tls = tls;
     this.#socket = socket;
     this.#signal = signal;
@@ -91,7 +97,7 @@ export class Connection {
       this.#fail(
         err instanceof AuthError
           ? err
-          : (lookupFailure(err, peer) ??
+          : (lookupFailure(err, address.host) ??
               tlsFailure(err) ??
               new TransientError(`connection to ${peer} failed: ${err.message}`)),
       ),
@@ -116,7 +122,7 @@ export class Connection {
     const { secret, tls } = trust;
     const peer = formatAddress(address);
     const socket = connectTo(address, tls);
-    const connection = new Connection(socket, timeouts.idleMs, peer, signal, tls !== undefined);
+    const connection = new Connection(socket, timeouts.idleMs, address, signal, tls !== undefined);
     connection.#limiter = limiter;
     // An ackship receiver sends its hello as soon as it accepts (§2), even when too busy to
     // serve: a peer that took the connection and stays silent is something else, or a receiver

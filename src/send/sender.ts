@@ -113,6 +113,8 @@ export class Sender {
       // Retries count failures in a row, and how long they have lasted: a long stream that
       // keeps moving between resets goes on.
       let failingSince = 0;
+      /** Attempts in a row whose peer took the connection and sent no hello. */
+      let silentPeers = 0;
       for (let attempt = 1, failures = 0; ; attempt++) {
         const released = sending.stream?.released;
         try {
@@ -134,7 +136,8 @@ export class Sender {
             continue;
           }
           if (!isRetryable(err)) throw err;
-          if (err instanceof NoHelloError && !this.#greeted && failures >= 1) throw notAckship(err, attempt);
+          silentPeers = err instanceof NoHelloError ? silentPeers + 1 : 0;
+          if (silentPeers >= 2 && !this.#greeted) throw notAckship(err as NoHelloError, attempt);
           failures =
             sending.stream !== undefined && sending.stream.released > (released ?? 0) ? 1 : failures + 1;
           if (failures === 1) failingSince = performance.now();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { progressLine } from '../src/cli/progress.js';
+import { createProgress, progressLine } from '../src/cli/progress.js';
 import { closest, editDistance } from '../src/cli/suggest.js';
 import {
   formatBytes,
@@ -145,4 +146,35 @@ test('--limit-rate: the bucket holds the average to the rate; only a burst goes 
   assert.equal(parseRate('100K'), 100 * 1024);
   assert.equal(parseRate('2.5M/s'), 2.5 * 1024 * 1024);
   assert.throws(() => parseRate('0'), /not a positive rate/);
+});
+
+test('the bar changes no terminal mode (cursor, wrap, saved position), and TERM=dumb gets no bar', async () => {
+  const written: string[] = [];
+  const terminal = Object.assign(
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        written.push(chunk.toString());
+        done();
+      },
+    }),
+    { isTTY: true, columns: 80 },
+  ) as unknown as NodeJS.WriteStream;
+  for (const [term, shown] of [
+    ['xterm-256color', true],
+    ['dumb', false],
+  ] as const) {
+    written.length = 0;
+    const bar = createProgress(true, terminal, { TERM: term });
+    bar.start(2, 1000);
+    bar.sent('a', 500);
+    bar.above(terminal).write('a line\n');
+    bar.confirmed();
+    bar.stop();
+    const output = written.join('');
+    assert.equal(output.includes('a line\n'), true, term);
+    assert.equal(/\d+%/.test(output), shown, `${term}: ${JSON.stringify(output)}`);
+    // Hide/show cursor, wrap off/on, save/restore position: none of them, ever.
+    for (const mode of ['\x1b[?25l', '\x1b[?25h', '\x1b[?7l', '\x1b[?7h', '\x1b7', '\x1b8'])
+      assert.ok(!output.includes(mode), `${term}: ${JSON.stringify(mode)}`);
+  }
 });

@@ -33,6 +33,14 @@ export const DEFAULTS = {
   windowBytes: 16 * 1024 * 1024,
   /** send: connections to spread items over. */
   connections: 1,
+  /** serve({ handler }), recv --exec: handler calls running at once. */
+  handlerConcurrency: 64,
+  /** serve({ handler }), recv --exec: seconds one handler call may take before it counts as failed. */
+  handlerTimeoutSeconds: 60,
+  /** connect(): messages sent and not yet confirmed, at most. */
+  maxInFlight: 256,
+  /** connect(): bytes of messages sent and not yet confirmed, at most (one larger message goes alone). */
+  maxInFlightBytes: 64 * 1024 * 1024,
   /** recv: how long a shutdown waits for sessions to end, in seconds. */
   graceSeconds: 5,
 } as const;

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { DEFAULTS } from './defaults.js';
-import { AbortedError, type AckshipError, LocalIoError } from './errors.js';
+import { AbortedError, type AckshipError, LocalIoError, UsageError } from './errors.js';
+import { type DedupRecords, JournalDedup, MemoryDedup } from './handler/dedup.js';
+import { type Handler, HandlerSink } from './handler/handler-sink.js';
 import { hashHex, loadHasher } from './hash.js';
 import { type Address, formatAddress, parseAddress } from './net-address.js';
 import { Receiver, type RunTotals } from './recv/receiver.js';
@@ -16,6 +18,7 @@ import { secretBytes } from './secret.js';
 import type { JobSummary } from './send/send-job.js';
 import type { SendItem } from './send/sources.js';
 import { type TransferOptions, transfer } from './send/transfer.js';
+import type { ItemSink } from './store/item-writer.js';
 import { DirectoryPlacement } from './store/placement.js';
 import { ReceiveStore } from './store/receive-store.js';
 import { StdoutPlacement } from './store/stdout-placement.js';
@@ -23,6 +26,8 @@ import type { ServerTls } from './transport.js';
 
 export { DEFAULTS } from './defaults.js';
 export * from './errors.js';
+export type { Handler, HandlerItem } from './handler/handler-sink.js';
+export { Refusal } from './handler/refusal.js';
 export type { Address } from './net-address.js';
 
 export type { RunTotals } from './recv/receiver.js';
@@ -110,7 +115,8 @@ export async function send(
   };
 }
 
-export interface ServeOptions {
+/** A receiver that stores items: in a directory, or on a stream. */
+export interface OutOptions {
   /**
    * The directory items are stored in (created if missing), or a stream that gets one item: a
    * file once it is verified whole (its partial is kept in a private temp dir meanwhile); a v3
@@ -119,10 +125,35 @@ export interface ServeOptions {
   out: string | Writable;
   /** With a stream `out`: write a stream item out only once it is whole, like a file. */
   spool?: boolean;
-  /** HOST:PORT to listen on; port 0 picks a free one. */
-  listen?: string;
   /** Replace existing files; without it an existing name is rejected. */
   overwrite?: boolean;
+}
+
+/** A receiver that hands every item to the application, and confirms it when the handler resolved. */
+export interface HandlerOptions {
+  /**
+   * Called once per new item (`bytes()` or `stream()` give its checked payload). Its sender's
+   * ack waits until it resolves; a resolved Uint8Array or string is the ack's `reply`. Throw a
+   * `Refusal` to refuse the item with a reason; anything else thrown fails it, and the sender retries.
+   */
+  handler: Handler;
+  /**
+   * Where the dedup records go (created if missing; one receiver at a time): with it, a retry of
+   * an id the handler took is answered from disk after any restart or power cut. Without it,
+   * records last as long as the process.
+   */
+  stateDir?: string;
+  /** Handler calls at once (default 64); more items wait, and their senders with them. */
+  maxInFlight?: number;
+  /** Seconds one call may take (default 60); past it the item fails, and its sender retries. */
+  handlerTimeout?: number;
+}
+
+export type ServeOptions = ServerOptions & (OutOptions | HandlerOptions);
+
+export interface ServerOptions {
+  /** HOST:PORT to listen on; port 0 picks a free one. */
+  listen?: string;
   /** Largest item accepted, in bytes. */
   maxSize?: number;
   /** Seconds a sender may stay silent before its session is ended. */
@@ -141,7 +172,7 @@ export interface ServeOptions {
   tls?: ServerTls;
   /** Seconds after its last write that a partial nobody resumed is deleted (default 7 days). */
   partialTtl?: number;
-  /** Seconds a confirmed id is remembered: its retry within them is confirmed again, not stored twice. */
+  /** Seconds a confirmed id is remembered: its retry within them is confirmed again, not taken twice. */
   dedupWindow?: number;
   /** Closes the receiver (as close() does) when aborted. */
   signal?: AbortSignal;
@@ -161,7 +192,7 @@ export interface ReceiverEventMap {
 export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
   readonly #receiver: Receiver;
   readonly #cleanup: () => Promise<void>;
-  readonly #placement: DirectoryPlacement | StdoutPlacement;
+  readonly #bytesOut: () => number;
   #closing: Promise<void> | undefined;
   /** The address it listens on (the real port when asked for port 0). */
   readonly address: Address;
@@ -170,54 +201,31 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
     receiver: Receiver,
     address: Address,
     cleanup: () => Promise<void>,
-    placement: DirectoryPlacement | StdoutPlacement,
+    bytesOut: () => number,
   ) {
     super();
     this.#receiver = receiver;
     this.address = address;
     this.#cleanup = cleanup;
-    this.#placement = placement;
+    this.#bytesOut = bytesOut;
   }
 
   /** With a stream `out`: the bytes written to it so far. */
   get bytesOut(): number {
-    return this.#placement instanceof StdoutPlacement ? this.#placement.bytesOut : 0;
+    return this.#bytesOut();
   }
 
   /** @internal */
   static async start(options: ServeOptions): Promise<AckshipReceiver> {
     await loadHasher();
-    const toStream = typeof options.out !== 'string';
-    const dir =
-      typeof options.out === 'string' ? resolve(options.out) : await mkdtemp(join(tmpdir(), 'ackship-recv-'));
-    let sweeping: NodeJS.Timeout | undefined;
-    const cleanup = async () => {
-      clearInterval(sweeping);
-      if (toStream) await rm(dir, { recursive: true, force: true });
-    };
-    const placement =
-      typeof options.out === 'string'
-        ? new DirectoryPlacement(dir, options.overwrite ?? false)
-        : new StdoutPlacement(options.out, !options.spool);
     const listen = parseAddress(options.listen ?? DEFAULTS.listen, true);
+    const opened = await openSink(options);
     let self: AckshipReceiver | undefined;
     try {
-      const store = await mkdir(dir, { recursive: true })
-        .then(() =>
-          ReceiveStore.open(dir, placement, (options.dedupWindow ?? DEFAULTS.dedupWindowSeconds) * 1000),
-        )
-        .catch((err: Error) => {
-          throw new LocalIoError(`cannot use ${dir} as the output directory: ${err.message}`);
-        });
-      // Partials of senders that never came back: swept now, and every hour while serving.
-      const ttlMs = (options.partialTtl ?? DEFAULTS.partialTtlSeconds) * 1000;
-      await store.sweep(ttlMs);
-      sweeping = setInterval(() => void store.sweep(ttlMs), Math.min(ttlMs, 3_600_000));
-      sweeping.unref();
       const receiver = new Receiver(
         {
           listen,
-          store,
+          store: opened.sink,
           limits: {
             maxSize: options.maxSize ?? Number.MAX_SAFE_INTEGER,
             maxNameLength: options.maxNameLength ?? DEFAULTS.maxNameLength,
@@ -240,15 +248,15 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
         },
       );
       const bound = await receiver.listen().catch(async (err: Error) => {
-        await store.close();
+        await opened.sink.close();
         throw new LocalIoError(`cannot listen on ${formatAddress(listen)}: ${err.message}`);
       });
-      self = new AckshipReceiver(receiver, bound, cleanup, placement);
+      self = new AckshipReceiver(receiver, bound, opened.cleanup, opened.bytesOut);
       const receiverHandle = self;
       options.signal?.addEventListener('abort', () => void receiverHandle.close(), { once: true });
       return self;
     } catch (err) {
-      await cleanup();
+      await opened.cleanup();
       throw err;
     }
   }
@@ -260,7 +268,69 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
   }
 }
 
+interface OpenedSink {
+  sink: ItemSink;
+  /** After the receiver closed: what the sink needed besides (a private temp dir, a timer). */
+  cleanup: () => Promise<void>;
+  bytesOut: () => number;
+}
+
+/** Where the receiver's items go: the application's handler, a directory, or a stream. */
+async function openSink(options: ServeOptions): Promise<OpenedSink> {
+  if ('handler' in options) {
+    if ('out' in options) throw new UsageError('serve() takes `out` or `handler`, not both');
+    const windowMs = (options.dedupWindow ?? DEFAULTS.dedupWindowSeconds) * 1000;
+    const dedup: DedupRecords =
+      options.stateDir === undefined
+        ? new MemoryDedup(windowMs)
+        : await JournalDedup.open(resolve(options.stateDir), windowMs).catch((err: Error) => {
+            throw new LocalIoError(`cannot use ${options.stateDir} as the state directory: ${err.message}`);
+          });
+    const sink = new HandlerSink({
+      handler: options.handler,
+      maxInFlight: options.maxInFlight ?? DEFAULTS.handlerConcurrency,
+      timeoutMs: (options.handlerTimeout ?? DEFAULTS.handlerTimeoutSeconds) * 1000,
+      dedup,
+    });
+    return { sink, cleanup: async () => {}, bytesOut: () => 0 };
+  }
+  const toStream = typeof options.out !== 'string';
+  const dir =
+    typeof options.out === 'string' ? resolve(options.out) : await mkdtemp(join(tmpdir(), 'ackship-recv-'));
+  let sweeping: NodeJS.Timeout | undefined;
+  const cleanup = async () => {
+    clearInterval(sweeping);
+    if (toStream) await rm(dir, { recursive: true, force: true });
+  };
+  const placement =
+    typeof options.out === 'string'
+      ? new DirectoryPlacement(dir, options.overwrite ?? false)
+      : new StdoutPlacement(options.out, !options.spool);
+  try {
+    const store = await mkdir(dir, { recursive: true })
+      .then(() =>
+        ReceiveStore.open(dir, placement, (options.dedupWindow ?? DEFAULTS.dedupWindowSeconds) * 1000),
+      )
+      .catch((err: Error) => {
+        throw new LocalIoError(`cannot use ${dir} as the output directory: ${err.message}`);
+      });
+    // Partials of senders that never came back: swept now, and every hour while serving.
+    const ttlMs = (options.partialTtl ?? DEFAULTS.partialTtlSeconds) * 1000;
+    await store.sweep(ttlMs);
+    sweeping = setInterval(() => void store.sweep(ttlMs), Math.min(ttlMs, 3_600_000));
+    sweeping.unref();
+    const bytesOut = () => (placement instanceof StdoutPlacement ? placement.bytesOut : 0);
+    return { sink: store, cleanup, bytesOut };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
 /** Starts a receiver in this process; resolves once it listens. */
 export function serve(options: ServeOptions): Promise<AckshipReceiver> {
   return AckshipReceiver.start(options);
 }
+
+export type { ClientStats, ConnectOptions, Message, MessageAck } from './client/client.js';
+export { AckshipClient, connect } from './client/client.js';

@@ -32,11 +32,16 @@ test('the packed tarball installs and its ackship binary runs', async (t) => {
   await writeFile(
     join(app, 'consumer.ts'),
     [
-      "import { send, serve, RejectedError, type SendResult } from 'ackship';",
+      "import { connect, send, serve, Refusal, RejectedError, type HandlerItem, type MessageAck, type SendResult } from 'ackship';",
       "const receiver = await serve({ out: process.argv[2] as string, listen: '127.0.0.1:0' });",
       'const result: SendResult = await send("127.0.0.1:" + receiver.address.port, [{ name: "a.txt", data: Buffer.from("typed") }], { stateDir: process.argv[3] as string });',
       'await receiver.close();',
-      'console.log(result.items[0]?.name, RejectedError.name);',
+      'const app = await serve({ listen: "127.0.0.1:0", handler: async (item: HandlerItem) => { if (item.size > 10) throw new Refusal("too big"); return item.bytes(); } });',
+      'await using client = await connect("127.0.0.1:" + app.address.port, { maxInFlight: 8 });',
+      'const ack: MessageAck = await client.send({ id: "one", data: Buffer.from("echo"), meta: { k: "v" } });',
+      'await client.close();',
+      'await app.close();',
+      'console.log(result.items[0]?.name, RejectedError.name, ack.reply?.toString());',
     ].join('\n'),
   );
   const tsc = join(root, 'node_modules', '.bin', 'tsc');
@@ -48,6 +53,8 @@ test('the packed tarball installs and its ackship binary runs', async (t) => {
       'nodenext',
       '--target',
       'es2022',
+      '--lib',
+      'es2022,esnext.disposable',
       '--skipLibCheck',
       '--typeRoots',
       join(root, 'node_modules', '@types'),
@@ -62,16 +69,29 @@ test('the packed tarball installs and its ackship binary runs', async (t) => {
     join(dir, 'inbox'),
     join(dir, 'state'),
   ]);
-  assert.equal(consumer.stdout.trim(), 'a.txt RejectedError');
+  assert.equal(consumer.stdout.trim(), 'a.txt RejectedError echo');
 });
 
-test('the README example runs, and README shows it verbatim', async () => {
-  const example = await exec(process.execPath, [join(root, 'examples', 'round-trip.mjs')]);
-  assert.match(example.stdout, /^sender: hello\.txt confirmed, xxh64 [0-9a-f]{16}$/m);
-  assert.match(example.stdout, /^on disk: hello, durable world$/m);
+test('the README examples run, and README shows them verbatim', async () => {
   const readme = await readFile(join(root, 'README.md'), 'utf8');
-  const source = await readFile(join(root, 'examples', 'round-trip.mjs'), 'utf8');
-  assert.ok(readme.includes(source.trim()), 'README shows the tested example verbatim');
+  const roundTrip = await exec(process.execPath, [join(root, 'examples', 'round-trip.mjs')]);
+  assert.match(roundTrip.stdout, /^sender: hello\.txt confirmed, xxh64 [0-9a-f]{16}$/m);
+  assert.match(roundTrip.stdout, /^on disk: hello, durable world$/m);
+  const messages = await exec(process.execPath, [join(root, 'examples', 'messages.mjs')]);
+  assert.equal(
+    messages.stdout,
+    [
+      'reply: {"sum":42} (duplicate: false)',
+      'again: {"sum":42} (duplicate: true)',
+      /^refused: .*unknown tenant other$/m.exec(messages.stdout)?.[0],
+      'connections opened: 1',
+      '',
+    ].join('\n'),
+  );
+  for (const example of ['round-trip.mjs', 'messages.mjs']) {
+    const source = await readFile(join(root, 'examples', example), 'utf8');
+    assert.ok(readme.includes(source.trim()), `README shows ${example} verbatim`);
+  }
 });
 
 // README's first command runs this: it must end 0 and find every copy identical. (It ended 143:

@@ -53,6 +53,8 @@ const KINDS: Record<string, Kind> = {
   trailer: Kind.Trailer,
   challenge: Kind.Challenge,
   proof: Kind.Proof,
+  message: Kind.Message,
+  result: Kind.Result,
 };
 
 /** The JSON of a vector as the codec's value: hex fields become Buffers and bigints. */
@@ -63,10 +65,11 @@ function toMessage(value: Record<string, unknown>): Incoming {
     return { kind: 'hello', hello };
   }
   const frame: Record<string, unknown> = { ...value, kind: KINDS[value.kind as string] };
-  for (const key of ['id', 'payload', 'nonce', 'proof', 'tag'])
+  for (const key of ['id', 'payload', 'nonce', 'proof', 'tag', 'reply'])
     if (key in value) frame[key] = hex(value[key] as string);
   for (const key of ['hash', 'prefixHash']) if (key in value) frame[key] = BigInt(`0x${value[key]}`);
-  if ('name' in value) frame.name = Buffer.from(value.name as string);
+  // An OFFER's name stays raw bytes until the receiver checked them (§5); a MESSAGE's is text.
+  if (value.kind === 'offer') frame.name = Buffer.from(value.name as string);
   return frame as unknown as Frame;
 }
 
@@ -96,9 +99,11 @@ describe('PROTOCOL.md vectors', () => {
       'end',
       'error',
       'hello',
+      'message',
       'offer',
       'proof',
       'reject',
+      'result',
       'session',
       'trailer',
     ]);
@@ -159,34 +164,54 @@ test('xxHash64 vectors of PROTOCOL.md §8', async () => {
   }
 });
 
-test('the shared-secret example of PROTOCOL.md §2.1: both proofs, the key, the CONFIRM tag', async () => {
+test('the shared-secret examples of PROTOCOL.md §2.1: both proofs, the key, the CONFIRM and RESULT tags', async () => {
   const { SecretProof } = await import('../src/protocol/auth.js');
-  const [, json] = /```auth\n(.*)\n```/.exec(doc) ?? [];
-  const example = JSON.parse(json as string) as Record<string, string | number>;
-  const secret = Buffer.from(example.secret as string);
-  const version = example.version as number;
-  const [senderNonce, receiverNonce] = [
-    hex(example.senderNonce as string),
-    hex(example.receiverNonce as string),
-  ];
-  const sender = new SecretProof(secret, Role.Sender, version, senderNonce);
-  const receiver = new SecretProof(secret, Role.Receiver, version, receiverNonce);
-  const senderProof = sender.answer(receiver.challenge());
-  const receiverProof = receiver.answer(sender.challenge());
-  assert.equal(senderProof.proof.toString('hex'), example.senderProof);
-  assert.equal(receiverProof.proof.toString('hex'), example.receiverProof);
-  receiver.check(senderProof);
-  sender.check(receiverProof);
-  const confirm = vectors.find((v) => v.name === 'confirm-authenticated');
-  const { tag, ...bare } = toMessage(confirm?.value ?? {}) as Frame & { tag: Buffer };
-  const sealed = receiver.seal(bare as Frame & { kind: typeof Kind.Confirm });
-  assert.equal(sealed.tag?.toString('hex'), example.confirmTag);
-  assert.equal(tag.toString('hex'), example.confirmTag);
-  sender.verify(sealed);
-  assert.throws(() => sender.verify({ ...sealed, size: 12 }), /failed authentication/);
-  const stranger = new SecretProof(Buffer.from('wrong'), Role.Receiver, version, receiverNonce);
-  stranger.answer(sender.challenge());
-  assert.throws(() => stranger.check(senderProof), /wrong secret/);
+  const examples = [...doc.matchAll(/```auth\n(.*)\n```/g)].map(
+    ([, json]) => JSON.parse(json as string) as Record<string, string | number>,
+  );
+  assert.deepEqual(
+    examples.map((e) => e.version),
+    [3, 4],
+  );
+  for (const example of examples) {
+    const secret = Buffer.from(example.secret as string);
+    const version = example.version as number;
+    const [senderNonce, receiverNonce] = [
+      hex(example.senderNonce as string),
+      hex(example.receiverNonce as string),
+    ];
+    const sender = new SecretProof(secret, Role.Sender, version, senderNonce);
+    const receiver = new SecretProof(secret, Role.Receiver, version, receiverNonce);
+    const senderProof = sender.answer(receiver.challenge());
+    const receiverProof = receiver.answer(sender.challenge());
+    assert.equal(senderProof.proof.toString('hex'), example.senderProof);
+    assert.equal(receiverProof.proof.toString('hex'), example.receiverProof);
+    receiver.check(senderProof);
+    sender.check(receiverProof);
+    const [vectorName, expected] =
+      example.confirmTag !== undefined
+        ? ['confirm-authenticated', example.confirmTag]
+        : ['result-authenticated', example.resultTag];
+    const sealedVector = vectors.find((v) => v.name === vectorName);
+    const { tag, ...bare } = toMessage(sealedVector?.value ?? {}) as Frame & { tag: Buffer };
+    const sealed = receiver.seal(bare as Frame & { kind: typeof Kind.Confirm | typeof Kind.Result });
+    assert.equal(sealed.tag?.toString('hex'), expected);
+    assert.equal(tag.toString('hex'), expected);
+    sender.verify(sealed);
+    assert.throws(() => sender.verify({ ...sealed, size: 12 }), /failed authentication/);
+    const stranger = new SecretProof(Buffer.from('wrong'), Role.Receiver, version, receiverNonce);
+    stranger.answer(sender.challenge());
+    assert.throws(() => stranger.check(senderProof), /wrong secret/);
+  }
+});
+
+test('the message id of PROTOCOL.md §4.12', async () => {
+  const { messageId } = await import('../src/protocol/message-fields.js');
+  const [, json] = /```message-id\n(.*)\n```/.exec(doc) ?? [];
+  const example = JSON.parse(json as string) as { key: string; id: string };
+  assert.equal(messageId(example.key).toString('hex'), example.id);
+  const result = vectors.find((v) => v.name === 'result-v4');
+  assert.equal(result?.value.id, example.id, 'the RESULT vector echoes that id');
 });
 
 describe('the encoder checks every field before it writes a byte', () => {
@@ -214,6 +239,22 @@ describe('the encoder checks every field before it writes a byte', () => {
     ],
     ['a short session id', { kind: Kind.Session, id: Buffer.alloc(15) }],
     ['a short nonce', { kind: Kind.Challenge, nonce: Buffer.alloc(8) }],
+    [
+      'a message key over 256 bytes',
+      { kind: Kind.Message, slot: 0, size: 0, key: 'k'.repeat(257), name: '', meta: [] },
+    ],
+    [
+      'a reply over 64 KiB',
+      {
+        kind: Kind.Result,
+        slot: 0,
+        id: Buffer.alloc(16),
+        size: 0,
+        hash: 0n,
+        duplicate: false,
+        reply: Buffer.alloc(64 * 1024 + 1),
+      },
+    ],
   ] as Array<[string, Frame]>) {
     test(`refuses ${what}`, () => {
       assert.throws(() => encodeFrame(frame), EncodeError);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { secondsFlag, sizeFlag } from '../cli/flags.js';
@@ -14,10 +15,11 @@ import {
   UnconfirmedError,
   UsageError,
 } from '../errors.js';
+import { execHandler } from '../handler/exec-handler.js';
 import { hashHex } from '../hash.js';
 import { serve } from '../index.js';
 import { formatAddress, isLoopback, parseAddress } from '../net-address.js';
-import { printableName } from '../protocol/names.js';
+import { printableName, STATE_DIR_NAME } from '../protocol/names.js';
 import type { RunTotals } from '../recv/receiver.js';
 import type { ItemReport, SessionReport } from '../recv/session.js';
 import { readPem, resolveSecret } from '../secret.js';
@@ -52,6 +54,11 @@ ${EXIT_STATUS_HELP}`;
       description: 'Serve senders on every interface.',
     },
     {
+      command: `<%= config.bin %> <%= command.id %> --exec 'psql -c "\\copy t from stdin"'`,
+      description:
+        'Pipe each item to a command; confirm it to its sender only if the command exits 0 (a retry is never run twice).',
+    },
+    {
       command: '<%= config.bin %> <%= command.id %> --out - | tar x',
       description:
         'Receive one item on stdout (implies --once): a stream chunk by chunk as each is verified, a file once it is whole.',
@@ -75,6 +82,22 @@ ${EXIT_STATUS_HELP}`;
       description:
         'Seconds a hello or a frame other than DATA/CHUNK may take to arrive whole; a peer that trickles bytes is cut off.',
       env: 'ACKSHIP_HEADER_TIMEOUT',
+    }),
+    exec: Flags.string({
+      description:
+        "Pipe each new item to `sh -c CMD` on its stdin (ACKSHIP_ID, ACKSHIP_NAME, ACKSHIP_SIZE and ACKSHIP_META_<KEY> in its environment; its output goes to stderr) and confirm it only if CMD exits 0; otherwise the sender is refused with CMD's last stderr line (exit 75 asks it to retry). DIR then holds only the dedup records, so a retry is never run twice.",
+      env: 'ACKSHIP_EXEC',
+    }),
+    'exec-concurrency': Flags.integer({
+      default: 4,
+      description: 'With --exec, commands running at once; later items wait (and so do their senders).',
+      env: 'ACKSHIP_EXEC_CONCURRENCY',
+      min: 1,
+    }),
+    'exec-timeout': secondsFlag({
+      default: DEFAULTS.handlerTimeoutSeconds,
+      description: 'With --exec, seconds one command may run; past it, it is killed and the sender retries.',
+      env: 'ACKSHIP_EXEC_TIMEOUT',
     }),
     insecure: Flags.boolean({
       description:
@@ -163,6 +186,9 @@ ${EXIT_STATUS_HELP}`;
   async run(): Promise<void> {
     const { flags } = await this.parse(Recv);
     const toStdout = flags.out === '-';
+    if (flags.exec !== undefined && (toStdout || flags.overwrite || flags.spool)) {
+      throw new UsageError('--exec hands items to a command: it takes no --out -, --overwrite or --spool');
+    }
     const once = flags.once || toStdout;
     const output = this.useOutput(flags, toStdout ? process.stderr : process.stdout);
     const listen = parseAddress(flags.listen, true);
@@ -178,11 +204,18 @@ ${EXIT_STATUS_HELP}`;
     const sinkAt = await sink?.listen({ host: listen.host, port: sinkPort as number }).catch((err: Error) => {
       throw new LocalIoError(`cannot open the stress sink: ${err.message}`);
     });
+    const destination =
+      flags.exec === undefined
+        ? { out: toStdout ? process.stdout : flags.out, overwrite: flags.overwrite, spool: flags.spool }
+        : {
+            handler: execHandler(flags.exec, process.stderr),
+            stateDir: join(flags.out, STATE_DIR_NAME, 'exec'),
+            maxInFlight: flags['exec-concurrency'],
+            handlerTimeout: flags['exec-timeout'],
+          };
     const receiver = await serve({
-      out: toStdout ? process.stdout : flags.out,
+      ...destination,
       listen: flags.listen,
-      overwrite: flags.overwrite,
-      spool: flags.spool,
       idleTimeout: flags['idle-timeout'],
       headerTimeout: flags['header-timeout'],
       maxConnections: flags['max-connections'],

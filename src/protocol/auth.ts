@@ -4,7 +4,13 @@
 // so that nobody between the two ends can forge one.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthError, TransientError } from '../errors.js';
-import { type ChallengeFrame, type ConfirmFrame, encodeFrame, type ProofFrame } from './codec.js';
+import {
+  type ChallengeFrame,
+  type ConfirmFrame,
+  encodeFrame,
+  type ProofFrame,
+  type ResultFrame,
+} from './codec.js';
 import { FRAME_HEADER_LEN, Kind, NONCE_LEN, Role } from './constants.js';
 
 function hmac(key: Buffer, label: string, ...parts: Buffer[]): Buffer {
@@ -18,11 +24,15 @@ function sameMac(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** What an authenticated CONFIRM's tag covers: its 36-byte body without the tag. */
-function confirmBody(frame: ConfirmFrame): Buffer {
-  const [fixed] = encodeFrame({ ...frame, tag: undefined });
-  return (fixed as Buffer).subarray(FRAME_HEADER_LEN);
+/** A frame that carries a tag in a session with a shared secret. */
+type Sealable = ConfirmFrame | ResultFrame;
+
+/** What a tag covers: the frame's body without the tag (a CONFIRM's 36 bytes, a RESULT's all but 32). */
+function untaggedBody(frame: Sealable): Buffer {
+  return Buffer.concat(encodeFrame({ ...frame, tag: undefined })).subarray(FRAME_HEADER_LEN);
 }
+
+const TAG_LABEL = { [Kind.Confirm]: 'ackship-confirm', [Kind.Result]: 'ackship-result' } as const;
 
 /** One end's side of the proof, for one connection. */
 export class SecretProof {
@@ -71,20 +81,24 @@ export class SecretProof {
     this.#key = hmac(this.#secret, 'ackship-key', this.#version, senderNonce, receiverNonce);
   }
 
-  /** A CONFIRM to send, with its tag. */
-  seal(frame: ConfirmFrame): ConfirmFrame {
-    return { ...frame, tag: hmac(this.#provenKey(), 'ackship-confirm', confirmBody(frame)) };
+  /** A CONFIRM or RESULT to send, with its tag. */
+  seal<F extends Sealable>(frame: F): F {
+    return { ...frame, tag: this.#tag(frame) };
   }
 
-  /** Throws (a retryable error) unless the CONFIRM carries the tag only the holder of the secret could make. */
-  verify(frame: ConfirmFrame): void {
-    const expected = hmac(this.#provenKey(), 'ackship-confirm', confirmBody(frame));
+  /** Throws (a retryable error) unless the frame carries the tag only the holder of the secret could make. */
+  verify(frame: Sealable): void {
+    const expected = this.#tag(frame);
     if (frame.tag === undefined || !sameMac(frame.tag, expected)) {
       // Not counted; the retry asks again, and a real receiver confirms again (exactly once).
       throw new TransientError(
         'a confirmation failed authentication (forged or damaged): not counted as delivered',
       );
     }
+  }
+
+  #tag(frame: Sealable): Buffer {
+    return hmac(this.#provenKey(), TAG_LABEL[frame.kind], untaggedBody(frame));
   }
 
   /** The proof an end of `role` makes: over the nonce it answers, then its own. */

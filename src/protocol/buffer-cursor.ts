@@ -124,6 +124,18 @@ export class BufferReader {
     return value;
   }
 
+  /** Bytes not read yet. */
+  get remaining(): number {
+    return this.#buf.length - this.#at;
+  }
+
+  /** A view of the next `length` bytes, for a field decoded at once. */
+  view(length: number): Buffer {
+    const value = this.#buf.subarray(this.#at, this.#at + length);
+    this.#at += length;
+    return value;
+  }
+
   /** A copy of the next `length` bytes: kept beyond the life of the socket chunk it came in. */
   copy(length: number): Buffer {
     const value = Buffer.from(this.#buf.subarray(this.#at, this.#at + length));

@@ -17,12 +17,18 @@ import {
   MAC_LEN,
   MAGIC,
   MAX_CHUNK_LEN,
+  MAX_KEY_LEN,
+  MAX_META_LEN,
   MAX_NAME_LEN,
+  MAX_REPLY_LEN,
   MAX_TEXT_LEN,
+  MESSAGE_FIXED_LEN,
   NONCE_LEN,
   OFFER_FIXED_LEN,
   OfferFlag,
   REJECT_FIXED_LEN,
+  RESULT_FIXED_LEN,
+  ResultFlag,
   type Role,
   SESSION_LEN,
   TRAILER_LEN,
@@ -125,7 +131,35 @@ export interface TrailerFrame {
   size: number;
   hash: bigint;
 }
+/** v4: a message for the receiving application; its payload follows as DATA, then END (§4.12). */
+export interface MessageFrame {
+  kind: typeof Kind.Message;
+  slot: number;
+  size: number;
+  /** The caller's idempotency key: the same on every retry, and the receiver's dedup key. */
+  key: string;
+  /** A label for the application; may be empty. */
+  name: string;
+  /** Small string pairs carried to the application, in order. */
+  meta: Array<[string, string]>;
+}
+/** v4: the receiving application took the message (§4.13): its size and hash echoed, and its reply. */
+export interface ResultFrame {
+  kind: typeof Kind.Result;
+  slot: number;
+  /** The message's id (§4.12: derived from its key). */
+  id: Buffer;
+  size: number;
+  hash: bigint;
+  /** Taken earlier: answered from the receiver's dedup record, the application not called again. */
+  duplicate: boolean;
+  reply: Buffer;
+  /** §2.1: in a session with a shared secret, the HMAC that makes the result unforgeable. */
+  tag?: Buffer;
+}
 export type Frame =
+  | MessageFrame
+  | ResultFrame
   | OfferFrame
   | AcceptFrame
   | RejectFrame
@@ -273,6 +307,21 @@ export function encodeFrame(frame: Frame): Buffer[] {
           .u64('hash', frame.hash)
           .finish(),
       ];
+    case Kind.Message:
+      return [encodeMessage(frame)];
+    case Kind.Result: {
+      const reply = upTo('RESULT reply', frame.reply, MAX_REPLY_LEN);
+      const tag = frame.tag === undefined ? undefined : exactly('RESULT tag', frame.tag, MAC_LEN);
+      const head = fixed(Kind.Result, RESULT_FIXED_LEN, reply.length + (tag?.length ?? 0))
+        .u32('slot', frame.slot)
+        .bytes('message id', frame.id, TRANSFER_ID_LEN)
+        .length('size', frame.size)
+        .u64('hash', frame.hash)
+        .u8('flags', frame.duplicate ? ResultFlag.Duplicate : 0)
+        .u32('reply length', reply.length)
+        .finish();
+      return tag === undefined ? [head, reply] : [head, reply, tag];
+    }
     case Kind.Error: {
       const message = clipText(frame.message);
       return [
@@ -281,6 +330,35 @@ export function encodeFrame(frame: Frame): Buffer[] {
       ];
     }
   }
+}
+
+/** A u16-length-prefixed UTF-8 field of at most `max` bytes. */
+function shortText(what: string, text: string, max: number): Buffer[] {
+  const bytes = upTo(what, Buffer.from(text, 'utf8'), max);
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(bytes.length);
+  return [length, bytes];
+}
+
+/** §4.12: the fixed part, then key, name and the meta block, each with its length. */
+function encodeMessage(frame: MessageFrame): Buffer {
+  const pairs = frame.meta.flatMap(([k, v]) => [
+    ...shortText('meta key', k, MAX_META_LEN),
+    ...shortText('meta value', v, MAX_META_LEN),
+  ]);
+  const meta = Buffer.concat([Buffer.alloc(2), ...pairs]);
+  meta.writeUInt16BE(upTo('MESSAGE meta', meta, MAX_META_LEN + 2).length - 2);
+  const variable = Buffer.concat([
+    ...shortText('MESSAGE key', frame.key, MAX_KEY_LEN),
+    ...shortText('MESSAGE name', frame.name, MAX_NAME_LEN),
+    meta,
+  ]);
+  const head = fixed(Kind.Message, MESSAGE_FIXED_LEN, variable.length)
+    .u32('slot', frame.slot)
+    .length('size', frame.size)
+    .u8('flags', 0)
+    .finish();
+  return Buffer.concat([head, variable]);
 }
 
 function malformed(message: string): ProtocolError {
@@ -305,6 +383,71 @@ function readLength(body: BufferReader, what: string): number {
 const KNOWN_OFFER_FLAGS = OfferFlag.HasMode | OfferFlag.HasMtime | OfferFlag.Directory | OfferFlag.Stream;
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A u16-length-prefixed field of at most `max` bytes that must be valid UTF-8 (§4.12). */
+function readShortText(r: BufferReader, what: string, max: number): string {
+  if (r.remaining < 2) throw malformed(`MESSAGE ends inside the length of its ${what}`);
+  const length = r.u16();
+  if (length > max) throw malformed(`MESSAGE ${what} is ${length} bytes, more than ${max}`);
+  if (r.remaining < length) throw malformed(`MESSAGE ends inside its ${what}`);
+  try {
+    return strictUtf8.decode(r.view(length));
+  } catch {
+    throw malformed(`MESSAGE ${what} is not valid UTF-8`);
+  }
+}
+
+function decodeMessage(body: Buffer): MessageFrame {
+  expectAtLeast('MESSAGE', body, MESSAGE_FIXED_LEN);
+  const r = new BufferReader(body);
+  const slot = r.u32();
+  const size = readLength(r, 'size');
+  const flags = r.u8();
+  if (flags !== 0) throw malformed(`MESSAGE has unknown flags 0x${flags.toString(16).padStart(2, '0')}`);
+  const key = readShortText(r, 'key', MAX_KEY_LEN);
+  if (key.length === 0) throw malformed('MESSAGE key is empty');
+  const name = readShortText(r, 'name', MAX_NAME_LEN);
+  if (r.remaining < 2) throw malformed('MESSAGE ends before its meta block');
+  const metaLength = r.u16();
+  if (metaLength > MAX_META_LEN)
+    throw malformed(`MESSAGE meta is ${metaLength} bytes, more than ${MAX_META_LEN}`);
+  if (r.remaining !== metaLength)
+    throw malformed(`MESSAGE meta block declares ${metaLength} bytes and ${r.remaining} follow`);
+  const meta: Array<[string, string]> = [];
+  while (r.remaining > 0)
+    meta.push([readShortText(r, 'meta key', MAX_META_LEN), readShortText(r, 'meta value', MAX_META_LEN)]);
+  return { kind: Kind.Message, slot, size, key, name, meta };
+}
+
+function decodeResult(body: Buffer): ResultFrame {
+  expectAtLeast('RESULT', body, RESULT_FIXED_LEN);
+  const r = new BufferReader(body);
+  const slot = r.u32();
+  const id = r.copy(TRANSFER_ID_LEN);
+  const size = readLength(r, 'size');
+  const hash = r.u64();
+  const flags = r.u8();
+  if (flags & ~ResultFlag.Duplicate)
+    throw malformed(`RESULT has unknown flags 0x${flags.toString(16).padStart(2, '0')}`);
+  const replyLength = r.u32();
+  if (replyLength > MAX_REPLY_LEN)
+    throw malformed(`RESULT reply is ${replyLength} bytes, more than ${MAX_REPLY_LEN}`);
+  if (r.remaining !== replyLength && r.remaining !== replyLength + MAC_LEN) {
+    throw malformed(`RESULT declares a ${replyLength}-byte reply and ${r.remaining} bytes follow`);
+  }
+  const frame: ResultFrame = {
+    kind: Kind.Result,
+    slot,
+    id,
+    size,
+    hash,
+    duplicate: (flags & ResultFlag.Duplicate) !== 0,
+    reply: r.copy(replyLength),
+  };
+  if (r.remaining > 0) frame.tag = r.copy(MAC_LEN);
+  return frame;
+}
 
 /** Decodes a frame body whose kind and length the parser has already checked against §3. */
 export function decodeBody(kind: number, body: Buffer): Frame {
@@ -394,6 +537,10 @@ export function decodeBody(kind: number, body: Buffer): Frame {
     case Kind.Trailer:
       expectLength('TRAILER', body, TRAILER_LEN);
       return { kind: Kind.Trailer, slot: r.u32(), size: readLength(r, 'size'), hash: r.u64() };
+    case Kind.Message:
+      return decodeMessage(body);
+    case Kind.Result:
+      return decodeResult(body);
     default:
       throw malformed(`unknown frame kind 0x${kind.toString(16).padStart(2, '0')}`);
   }

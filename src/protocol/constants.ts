@@ -10,7 +10,7 @@ export const HelloFlag = {
 } as const;
 /** The protocol versions this implementation speaks (§2). */
 export const MIN_VERSION = 1;
-export const MAX_VERSION = 3;
+export const MAX_VERSION = 4;
 
 /** §6: items one connection may have open at once: offered and not yet confirmed or rejected. */
 export function maxOpenItems(version: number): number {
@@ -42,6 +42,8 @@ export const Kind = {
   Trailer: 0x0b, // S→R, v3: a stream is over: its length and the xxHash64 of all of it
   Challenge: 0x0c, // both, with a shared secret: a random nonce to prove the secret against
   Proof: 0x0d, // both, with a shared secret: HMAC of the secret over both nonces and the version
+  Message: 0x0e, // S→R, v4: a message for the receiving application: slot, size, key, name, meta
+  Result: 0x0f, // R→S, v4: the application took the message: echoes it, with its reply
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -68,6 +70,14 @@ export const SESSION_LEN = 16;
 export const CHUNK_FIXED_LEN = 4 + 8 + 8;
 export const ACK_LEN = 4 + 8;
 export const TRAILER_LEN = 4 + 8 + 8;
+/** §4.12: a MESSAGE's fixed part (slot, size, flags), and the most its key, name and meta may hold. */
+export const MESSAGE_FIXED_LEN = 4 + 8 + 1;
+export const MAX_KEY_LEN = 256;
+export const MAX_META_LEN = 8192;
+export const MAX_MESSAGE_BODY_LEN = MESSAGE_FIXED_LEN + 2 + MAX_KEY_LEN + 2 + MAX_NAME_LEN + 2 + MAX_META_LEN;
+/** §4.13: a RESULT's fixed part (slot, id, size, hash, flags, reply length), and the longest reply. */
+export const RESULT_FIXED_LEN = 4 + TRANSFER_ID_LEN + 8 + 8 + 1 + 4;
+export const MAX_REPLY_LEN = 64 * 1024;
 /** §2.1: a CHALLENGE's nonce, a PROOF, and the tag an authenticated CONFIRM carries (HMAC-SHA256). */
 export const NONCE_LEN = 32;
 export const MAC_LEN = 32;
@@ -90,7 +100,15 @@ export const MAX_BODY_LEN: Readonly<Record<Kind, number>> = {
   [Kind.Trailer]: TRAILER_LEN,
   [Kind.Challenge]: NONCE_LEN,
   [Kind.Proof]: MAC_LEN,
+  [Kind.Message]: MAX_MESSAGE_BODY_LEN,
+  [Kind.Result]: RESULT_FIXED_LEN + MAX_REPLY_LEN + MAC_LEN,
 };
+
+/** §4.13: RESULT flag bits. */
+export const ResultFlag = {
+  /** The application had already taken this key; the reply is the one it gave then. */
+  Duplicate: 0x01,
+} as const;
 
 /** §4.1: OFFER flag bits. */
 export const OfferFlag = {
@@ -114,10 +132,18 @@ export const RejectCode = {
   OutputFailed: 7,
   /** v3: a stream's whole length or xxHash64 differs from its TRAILER; its sender cannot resend it. */
   StreamMismatch: 8,
+  /** v4: the receiving application refused the item for good, with its own reason. */
+  Refused: 9,
+  /** v4: the receiving application failed on the item (it threw, or ran past its deadline); retry. */
+  HandlerFailed: 10,
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 
-const RETRYABLE_REJECTS: ReadonlySet<number> = new Set([RejectCode.Checksum, RejectCode.ReceiverIo]);
+const RETRYABLE_REJECTS: ReadonlySet<number> = new Set([
+  RejectCode.Checksum,
+  RejectCode.ReceiverIo,
+  RejectCode.HandlerFailed,
+]);
 
 /** §4.3: whether a sender should try the item again after this reject code. */
 export function isRetryableReject(code: number): boolean {

@@ -12,7 +12,15 @@ import {
 } from '../errors.js';
 import { xxh64 } from '../hash.js';
 import { SecretProof } from './auth.js';
-import type { ChunkFrame, ConfirmFrame, Frame, Hello, OfferFrame } from './codec.js';
+import type {
+  ChunkFrame,
+  ConfirmFrame,
+  Frame,
+  Hello,
+  MessageFrame,
+  OfferFrame,
+  ResultFrame,
+} from './codec.js';
 import {
   ErrorCode,
   isRetryableReject,
@@ -24,6 +32,7 @@ import {
 } from './constants.js';
 import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
+import { messageFieldsProblem, messageId } from './message-fields.js';
 import { checkName } from './names.js';
 
 export interface ReceiverLimits {
@@ -48,6 +57,8 @@ export interface ValidOffer {
   directory: boolean;
   /** v3: a stream of unknown length (CHUNKs, then a TRAILER); `size` is 0. */
   stream: boolean;
+  /** v4: a message for the application (§4.12): its key (whose digest is `id`) and meta. */
+  message?: { key: string; meta: Array<[string, string]> };
 }
 
 /** What the store says of an offer. */
@@ -58,12 +69,18 @@ export type OfferDecision =
 
 /** What the store says after END: placed and durable, or refused. */
 export type CommitOutcome =
-  | { type: 'confirmed'; hash: bigint }
+  /** A message's outcome may carry the application's reply, or say it was taken earlier. */
+  | { type: 'confirmed'; hash: bigint; reply?: Buffer; duplicate?: boolean }
   | { type: 'reject'; code: RejectCode; reason: string };
 
 export type ReceiverAction =
   | { type: 'send'; frame: Frame }
   | { type: 'open'; offer: ValidOffer }
+  /**
+   * v4: a message; its DATA follows at once (no ACCEPT), and is answered after its END. With
+   * `refusal` the message is refused then, and its data dropped as it comes.
+   */
+  | { type: 'message'; offer: ValidOffer; refusal?: { code: RejectCode; reason: string } }
   | { type: 'write'; slot: number; offset: number; payload: Buffer; truncate: boolean }
   | { type: 'commit'; slot: number; hash: bigint }
   /** `final`: the sender will not retry the item (§4.3). */
@@ -124,6 +141,9 @@ export class ReceiverMachine {
       case Kind.Offer:
         this.#sessionAllowed = false;
         return this.#offer(message);
+      case Kind.Message:
+        this.#sessionAllowed = false;
+        return this.#message(message);
       case Kind.Session:
         if (this.#version < 2 || !this.#sessionAllowed) {
           return this.#violation(
@@ -168,8 +188,8 @@ export class ReceiverMachine {
     }
   }
 
-  /** A CONFIRM, sealed when the session has a shared secret. */
-  #confirm(frame: ConfirmFrame): ReceiverAction[] {
+  /** A CONFIRM or RESULT, sealed when the session has a shared secret. */
+  #confirm(frame: ConfirmFrame | ResultFrame): ReceiverAction[] {
     return [{ type: 'send', frame: this.#proof === undefined ? frame : this.#proof.seal(frame) }];
   }
 
@@ -214,6 +234,17 @@ export class ReceiverMachine {
     if (this.#failed || item?.phase !== 'committing') return [];
     this.#items.delete(slot);
     if (outcome.type === 'reject') return this.#reject(slot, item.offer.name, outcome.code, outcome.reason);
+    if (item.offer.message !== undefined) {
+      return this.#confirm({
+        kind: Kind.Result,
+        slot,
+        id: item.offer.id,
+        size: item.size,
+        hash: outcome.hash,
+        duplicate: outcome.duplicate === true,
+        reply: outcome.reply ?? Buffer.alloc(0),
+      });
+    }
     return this.#confirm({
       kind: Kind.Confirm,
       slot,
@@ -249,8 +280,8 @@ export class ReceiverMachine {
     return this.#failed ? [] : this.#fail(error, true);
   }
 
-  #offer(frame: OfferFrame): ReceiverAction[] {
-    const { slot } = frame;
+  /** §6: why a new item may not open in `slot` under `id`, as the actions that end the session. */
+  #admit(slot: number, id: Buffer): ReceiverAction[] | undefined {
     if (++this.#offers > this.#limits.maxItemsPerConnection) {
       const limit = this.#limits.maxItemsPerConnection;
       return this.#violation(
@@ -261,12 +292,48 @@ export class ReceiverMachine {
     if (this.#items.has(slot)) return this.#violation(`slot ${slot} is already in use`, ErrorCode.Unexpected);
     // §7.1: an id is one item; offered twice on one connection, neither copy could take the other over.
     for (const item of this.#items.values()) {
-      if (item.offer.id.equals(frame.id))
+      if (item.offer.id.equals(id))
         return this.#violation('transfer id is already open on this connection', ErrorCode.Unexpected);
     }
     const limit = maxOpenItems(this.#version ?? 1);
     if (this.#items.size >= limit)
       return this.#violation(`more than ${limit} items open at once`, ErrorCode.Unexpected);
+    return undefined;
+  }
+
+  /** v4 (§4.12): a message is taken at once; its data follows without an ACCEPT. */
+  #message(frame: MessageFrame): ReceiverAction[] {
+    if ((this.#version ?? 1) < 4)
+      return this.#violation('MESSAGE needs protocol version 4', ErrorCode.Unexpected);
+    const { slot, size, key, name, meta } = frame;
+    const id = messageId(key);
+    const refused = this.#admit(slot, id);
+    if (refused !== undefined) return refused;
+    const offer: ValidOffer = {
+      slot,
+      id,
+      size,
+      name,
+      parts: [],
+      directory: false,
+      stream: false,
+      message: { key, meta },
+    };
+    this.#items.set(slot, { phase: 'receiving', offer, accepted: 0, next: undefined, acked: 0 });
+    const problem = messageFieldsProblem(frame);
+    if (problem !== undefined)
+      return [{ type: 'message', offer, refusal: { code: RejectCode.BadName, reason: problem } }];
+    if (size > this.#limits.maxSize) {
+      const reason = `message of ${size} bytes exceeds the receiver's limit of ${this.#limits.maxSize} bytes`;
+      return [{ type: 'message', offer, refusal: { code: RejectCode.TooLarge, reason } }];
+    }
+    return [{ type: 'message', offer }];
+  }
+
+  #offer(frame: OfferFrame): ReceiverAction[] {
+    const { slot } = frame;
+    const refused = this.#admit(slot, frame.id);
+    if (refused !== undefined) return refused;
     if (frame.directory && (this.#version ?? 1) < 2) {
       return this.#violation('directory items need protocol version 2', ErrorCode.Unexpected);
     }
@@ -399,8 +466,11 @@ export class ReceiverMachine {
   }
 
   #reject(slot: number, name: string, code: RejectCode, reason: string): ReceiverAction[] {
+    // A sender before v4 knows no "handler failed": it retries "receiver I/O" the same way.
+    const wireCode =
+      code === RejectCode.HandlerFailed && (this.#version ?? 1) < 4 ? RejectCode.ReceiverIo : code;
     return [
-      { type: 'send', frame: { kind: Kind.Reject, slot, code, reason } },
+      { type: 'send', frame: { kind: Kind.Reject, slot, code: wireCode, reason } },
       { type: 'rejected', slot, name, reason, final: !isRetryableReject(code) },
     ];
   }

@@ -8,13 +8,13 @@ import { encodeFrame, encodeHello } from '../protocol/codec.js';
 import { ErrorCode, Kind, Role } from '../protocol/constants.js';
 import { ourHello } from '../protocol/handshake.js';
 import type { ReceiverLimits } from '../protocol/receiver-machine.js';
-import type { ReceiveStore } from '../store/receive-store.js';
+import type { ItemSink } from '../store/item-writer.js';
 import { createListener, type ServerTls } from '../transport.js';
 import { Session, type SessionEvents, type SessionReport, type SessionTimeouts } from './session.js';
 
 export interface ReceiverOptions {
   listen: Address;
-  store: ReceiveStore;
+  store: ItemSink;
   limits: ReceiverLimits;
   timeouts: SessionTimeouts;
   /** Connections served at once; one more is told "busy" (ERROR 8) and closed. */
@@ -134,6 +134,7 @@ export class Receiver {
       delay(this.#options.graceMs, undefined, { signal: grace.signal }).catch(() => {}),
     ]);
     grace.abort();
+    this.#options.store.interrupt?.();
     for (const session of sessions) session.destroy();
     await ended;
     await closed;

@@ -12,8 +12,7 @@ import {
   ReceiverMachine,
   type ValidOffer,
 } from '../protocol/receiver-machine.js';
-import { type ItemWriter, ioRejectCode } from '../store/item-writer.js';
-import type { ReceiveStore } from '../store/receive-store.js';
+import { type ItemSink, type ItemWriter, ioRejectCode, RefusingWriter } from '../store/item-writer.js';
 
 export interface ItemReport {
   peer: string;
@@ -52,7 +51,7 @@ export interface SessionTimeouts {
 
 export class Session {
   readonly #socket: Socket;
-  readonly #store: ReceiveStore;
+  readonly #store: ItemSink;
   readonly #events: SessionEvents;
   readonly #peer: string;
   readonly #machine: ReceiverMachine;
@@ -74,7 +73,7 @@ export class Session {
 
   constructor(
     socket: Socket,
-    store: ReceiveStore,
+    store: ItemSink,
     limits: ReceiverLimits,
     timeouts: SessionTimeouts,
     events: SessionEvents,
@@ -260,6 +259,16 @@ export class Session {
         case 'open':
           this.#inBackground(this.#open(action.offer));
           break;
+        case 'message': {
+          const { offer, refusal } = action;
+          // Its data is on its way already: the writer must be there before the next frame.
+          const writer =
+            refusal === undefined
+              ? this.#store.take(offer, this.#peer)
+              : new RefusingWriter(offer, refusal.code, refusal.reason);
+          this.#writers.set(offer.slot, writer);
+          break;
+        }
         case 'write': {
           const writer = this.#writers.get(action.slot) as ItemWriter;
           try {
@@ -298,7 +307,7 @@ export class Session {
   }
 
   async #open(offer: ValidOffer): Promise<void> {
-    const { decision, writer } = await this.#store.open(offer);
+    const { decision, writer } = await this.#store.open(offer, this.#peer);
     if (writer !== undefined) {
       writer.onTakeover = () => this.#takenOver();
       writer.onDurable = (offset) => void this.#run(this.#machine.durable(offer.slot, offset));
@@ -312,7 +321,8 @@ export class Session {
     const writer = this.#writers.get(slot) as ItemWriter;
     this.#writers.delete(slot);
     const outcome = await writer.commit(hash);
-    if (outcome.type === 'confirmed') this.#confirmed(writer.name, writer.size, outcome.hash, false);
+    if (outcome.type === 'confirmed')
+      this.#confirmed(writer.name, writer.size, outcome.hash, outcome.duplicate === true);
     await this.#run(this.#machine.committed(slot, outcome));
   }
 

@@ -194,6 +194,11 @@ export class Connection {
     return maxOpenItems(this.#version);
   }
 
+  /** Items in this connection's slots now. */
+  get openItems(): number {
+    return this.#slots.size;
+  }
+
   /** False once the connection failed: its items fail, and new ones need a new connection. */
   get usable(): boolean {
     return this.#error === undefined;
@@ -290,11 +295,11 @@ export class Connection {
       this.#fail(new PeerError(`receiver ended the session: ${message.message}`, message.code));
       return;
     }
-    if (message.kind === Kind.Confirm) {
+    if (message.kind === Kind.Confirm || message.kind === Kind.Result) {
       // §2.1: with a shared secret a confirmation counts only with its tag; without, it has none.
       if (this.#proof !== undefined) this.#proof.verify(message);
       else if (message.tag !== undefined)
-        throw new ProtocolError('a CONFIRM carries a tag in a session without a secret');
+        throw new ProtocolError('a confirmation carries a tag in a session without a secret');
     }
     const queue = 'slot' in message ? this.#slots.get(message.slot) : undefined;
     if (queue === undefined) {

@@ -16,6 +16,7 @@ import {
 import { createHasher, type Hasher, hashFilePrefix, xxh64 } from '../hash.js';
 import type { Address } from '../net-address.js';
 import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js';
+import { type OutgoingMessage, SenderMessage } from '../protocol/message-sender.js';
 import { printableName } from '../protocol/names.js';
 import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { ABORTED, untilAborted } from './abortable.js';
@@ -61,6 +62,20 @@ export interface TransferEvents {
 
 type Tally = Pick<Delivery, 'bytesSent' | 'resumedFrom'>;
 
+/** How to try one item: an attempt, and what the retry loop needs to know of it. */
+interface Attempts<T> {
+  /** One attempt over `connection`, in a slot of its own. */
+  run(connection: Connection, link: SlotLink): Promise<T>;
+  /** Grows when the item moved forward for good (a stream's bytes acknowledged): failures in a row start over. */
+  progress?(): number;
+  /** Handles an error that calls for another way rather than a retry (an older receiver); true once handled. */
+  recover?(err: unknown): Promise<boolean>;
+  /** Attempt `attempt` failed with `error`; the next starts after `delayMs`. */
+  retried?(attempt: number, error: Error, delayMs: number): void;
+  /** Stops the attempts: its reason is the error raised. */
+  signal: AbortSignal;
+}
+
 /** The receiver speaks a version before streams (v3). */
 class StreamsUnsupported extends RejectedError {
   constructor(version: number, label: string) {
@@ -104,57 +119,100 @@ export class Sender {
 
   /** Resolves once the receiver confirmed `source` under `id`; rejects with a typed error otherwise. */
   async deliver(source: Source, id: Buffer, events: TransferEvents = {}): Promise<Delivery> {
-    const { retry, signal } = this.#options;
+    const { signal } = this.#options;
     const tally: Tally = { bytesSent: 0, resumedFrom: 0 };
     /** What goes on the wire: `source`, or its spool when the receiver cannot take streams. */
     let sending = source;
     let spoolDir: string | undefined;
     try {
-      // Retries count failures in a row, and how long they have lasted: a long stream that
-      // keeps moving between resets goes on.
-      let failingSince = 0;
-      /** Attempts in a row whose peer took the connection and sent no hello. */
-      let silentPeers = 0;
-      for (let attempt = 1, failures = 0; ; attempt++) {
-        const released = sending.stream?.released;
-        try {
-          const connection = await this.#connect();
-          const { size, hash } = await connection.withSlot((link) =>
-            sending.stream === undefined
-              ? this.#attempt(connection, link, sending, id, tally, events)
-              : streamAttempt(connection, link, sending, sending.stream, id, tally, events),
-          );
-          return { size, hash, attempts: attempt, ...tally };
-        } catch (err) {
-          if (signal.aborted) throw signal.reason;
+      const { value, attempts } = await this.#retrying({
+        signal,
+        run: (connection, link) =>
+          sending.stream === undefined
+            ? this.#attempt(connection, link, sending, id, tally, events)
+            : streamAttempt(connection, link, sending, sending.stream, id, tally, events),
+        // A long stream that keeps moving between resets goes on.
+        progress: () => sending.stream?.released ?? 0,
+        recover: async (err) => {
           const input = err instanceof StreamsUnsupported ? sending.stream?.takeInput() : undefined;
-          if (input !== undefined) {
-            // A receiver older than streams: spool the input, as senders before v3 did, and send a file.
-            spoolDir = await mkdtemp(join(tmpdir(), 'ackship-spool-'));
-            sending = await spooledSource(input, source.name, source.label, join(spoolDir, 'stream'), signal);
-            attempt--;
-            continue;
-          }
-          if (!isRetryable(err)) throw err;
-          silentPeers = err instanceof NoHelloError ? silentPeers + 1 : 0;
-          if (silentPeers >= 2 && !this.#greeted) throw notAckship(err as NoHelloError, attempt);
-          failures =
-            sending.stream !== undefined && sending.stream.released > (released ?? 0) ? 1 : failures + 1;
-          if (failures === 1) failingSince = performance.now();
-          const delayMs = retryDelay(retry, attempt);
-          const failingFor = performance.now() + delayMs - failingSince;
-          if (failures > retry.retries || failingFor > retry.maxTimeMs) {
-            const spent = ((performance.now() - failingSince) / 1000).toFixed(1);
-            throw new UnconfirmedError(
-              `not confirmed after ${attempt} attempts (failing for ${spent} s): ${(err as Error).message}; run the same send again to resume`,
-            );
-          }
-          events.retry?.(source, attempt, err as Error, delayMs);
-          await sleep(delayMs, signal);
-        }
-      }
+          if (input === undefined) return false;
+          // A receiver older than streams: spool the input, as senders before v3 did, and send a file.
+          spoolDir = await mkdtemp(join(tmpdir(), 'ackship-spool-'));
+          sending = await spooledSource(input, source.name, source.label, join(spoolDir, 'stream'), signal);
+          return true;
+        },
+        retried: (attempt, err, delayMs) => events.retry?.(source, attempt, err, delayMs),
+      });
+      return { ...value, attempts, ...tally };
     } finally {
       if (spoolDir !== undefined) await rm(spoolDir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * v4: resolves once the receiving application took `message` (or had taken it before);
+   * `signal` stops this message alone. Its bytes are sent from memory on every attempt.
+   */
+  async deliverMessage(
+    message: OutgoingMessage,
+    signal: AbortSignal,
+    retried?: Attempts<unknown>['retried'],
+  ): Promise<{ duplicate: boolean; reply: Buffer; attempts: number }> {
+    const { value, attempts } = await this.#retrying({
+      signal,
+      run: (connection, link) => {
+        // Aborted while it waited for a slot: nothing of it was sent, and nothing will be.
+        if (signal.aborted) throw signal.reason;
+        return messageAttempt(connection, link, message);
+      },
+      ...(retried !== undefined && { retried }),
+    });
+    return { ...value, attempts };
+  }
+
+  /** Whether a connection is open and usable now. */
+  get connected(): boolean {
+    return this.#current?.usable === true;
+  }
+
+  /**
+   * Runs attempts until one succeeds, reconnecting (with backoff and jitter) after each
+   * retryable failure; counts failures in a row, and how long they have lasted.
+   */
+  async #retrying<T>(attempts: Attempts<T>): Promise<{ value: T; attempts: number }> {
+    const { retry } = this.#options;
+    const { signal } = attempts;
+    let failingSince = 0;
+    /** Attempts in a row whose peer took the connection and sent no hello. */
+    let silentPeers = 0;
+    for (let attempt = 1, failures = 0; ; attempt++) {
+      const before = attempts.progress?.() ?? 0;
+      try {
+        const connection = await this.#connect();
+        const value = await connection.withSlot((link) => attempts.run(connection, link));
+        return { value, attempts: attempt };
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        if (await attempts.recover?.(err)) {
+          attempt--;
+          continue;
+        }
+        if (!isRetryable(err)) throw err;
+        silentPeers = err instanceof NoHelloError ? silentPeers + 1 : 0;
+        if (silentPeers >= 2 && !this.#greeted) throw notAckship(err as NoHelloError, attempt);
+        failures = (attempts.progress?.() ?? 0) > before ? 1 : failures + 1;
+        if (failures === 1) failingSince = performance.now();
+        const delayMs = retryDelay(retry, attempt);
+        const failingFor = performance.now() + delayMs - failingSince;
+        if (failures > retry.retries || failingFor > retry.maxTimeMs) {
+          const spent = ((performance.now() - failingSince) / 1000).toFixed(1);
+          throw new UnconfirmedError(
+            `not confirmed after ${attempt} attempts (failing for ${spent} s): ${(err as Error).message}; run the same send again to resume`,
+          );
+        }
+        attempts.retried?.(attempt, err as Error, delayMs);
+        await sleep(delayMs, signal);
+      }
     }
   }
 
@@ -460,4 +518,31 @@ async function assertUnchanged(file: FileHandle, source: Source): Promise<void> 
   ) {
     throw new InputError(`${source.label} changed while it was being sent; send it again`);
   }
+}
+
+/** v4 (§4.12): a message's frames at once, without waiting for an ACCEPT, then its answer. */
+async function messageAttempt(
+  connection: Connection,
+  link: SlotLink,
+  message: OutgoingMessage,
+): Promise<{ duplicate: boolean; reply: Buffer }> {
+  if (connection.version < 4) {
+    throw new RejectedError(
+      `the receiver speaks protocol version ${connection.version}, which takes no messages (upgrade it to ackship with protocol 4)`,
+      0,
+    );
+  }
+  const item = new SenderMessage(link.slot, message);
+  // One message's frames are never interleaved with another's: the receiver hands them on in order.
+  await connection.exclusive(async () => {
+    for (const frame of item.frames()) await connection.send(frame);
+  });
+  const answer = item.receive(await link.next());
+  if (answer.type === 'rejected') {
+    const what = message.name === '' ? `message ${JSON.stringify(message.key)}` : printableName(message.name);
+    const reason = `receiver rejected ${what}: ${answer.reason}`;
+    if (isRetryableReject(answer.code)) throw new TransientError(reason);
+    throw new RejectedError(reason, answer.code);
+  }
+  return answer;
 }

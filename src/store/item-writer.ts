@@ -2,7 +2,7 @@
 
 import { hashHex } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
-import type { CommitOutcome, ValidOffer } from '../protocol/receiver-machine.js';
+import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import type { ConfirmedRecord } from './journal.js';
 import { PlacementRefused } from './placement.js';
 
@@ -19,6 +19,42 @@ export interface ItemWriter {
   commit(expected: bigint): Promise<CommitOutcome>;
   /** The connection is gone: keep what is durable for a resume, unless told to `discard` it. */
   abandon(discard?: boolean): Promise<void>;
+}
+
+export type OpenResult = { decision: OfferDecision; writer?: ItemWriter };
+
+/** Where a receiver's items go: a directory or stdout (ReceiveStore), or an application's handler. */
+export interface ItemSink {
+  /** §6: the answer to an OFFER, with the writer that takes its data when accepted. */
+  open(offer: ValidOffer, peer: string): Promise<OpenResult>;
+  /** v4: the writer of a message, at once: its data follows without an ACCEPT (§4.12). */
+  take(offer: ValidOffer, peer: string): ItemWriter;
+  /** A shutdown's grace period is over: work that would hold the sessions open gives up now. */
+  interrupt?(): void;
+  close(): Promise<void>;
+}
+
+/** An item refused before its data came: the data is dropped as it arrives, and the END answered so. */
+export class RefusingWriter implements ItemWriter {
+  readonly name: string;
+  readonly size: number;
+  readonly #outcome: CommitOutcome;
+  onTakeover: () => void = () => {};
+  onDurable: (offset: number) => void = () => {};
+
+  constructor(offer: ValidOffer, code: RejectCode, reason: string) {
+    this.name = offer.name;
+    this.size = offer.size;
+    this.#outcome = { type: 'reject', code, reason };
+  }
+
+  async write(): Promise<void> {}
+
+  async commit(): Promise<CommitOutcome> {
+    return this.#outcome;
+  }
+
+  async abandon(): Promise<void> {}
 }
 
 /** A full disk is "no space" (not retryable); any other write failure may pass. */

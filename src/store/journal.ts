@@ -22,6 +22,8 @@ export interface ConfirmedRecord {
   size: number;
   hash: string;
   name: string;
+  /** v4 messages: the application's reply, base64, returned again to a retry. */
+  reply?: string;
 }
 
 /** A line as written: `at` (ms since the epoch) right after the id, for the scan at start. */
@@ -44,8 +46,10 @@ const snapshotPath = (journalPath: string) => `${journalPath.replace(/\.jsonl$/,
 const READ_PIECE = 1024 * 1024;
 /** Lines counted at the journal's start to estimate how many it holds. */
 const SAMPLE = 256 * 1024;
-/** The longest line: a 4096-byte name, every character of it escaped at most twice over. */
-const MAX_LINE = 16 * 1024;
+/** A line is read back in one piece of this size, unless it is longer (a message's reply). */
+const LINE_PIECE = 16 * 1024;
+/** The longest line: a 4096-byte name escaped (at most 6 bytes a character) and a 64 KiB reply in base64. */
+const MAX_LINE = 6 * 4096 + Math.ceil((64 * 1024) / 3) * 4 + 256;
 
 function parseRecord(line: string): StoredRecord | undefined {
   try {
@@ -54,7 +58,8 @@ function parseRecord(line: string): StoredRecord | undefined {
       /^[0-9a-f]{32}$/.test(r.id) &&
       typeof r.size === 'number' &&
       typeof r.hash === 'string' &&
-      typeof r.name === 'string'
+      typeof r.name === 'string' &&
+      (r.reply === undefined || typeof r.reply === 'string')
       ? r
       : undefined;
   } catch {
@@ -327,13 +332,18 @@ export class ConfirmedJournal {
   async get(id: string): Promise<ConfirmedRecord | undefined> {
     const entry = this.#live(id);
     if (entry === undefined) return undefined;
-    const buf = Buffer.alloc(MAX_LINE);
-    const { bytesRead } = await this.#file.read(buf, 0, buf.length, entry.offset);
+    let buf = Buffer.alloc(LINE_PIECE);
+    let { bytesRead } = await this.#file.read(buf, 0, buf.length, entry.offset);
+    if (buf.indexOf(10) === -1 && bytesRead === buf.length) {
+      buf = Buffer.alloc(MAX_LINE);
+      ({ bytesRead } = await this.#file.read(buf, 0, buf.length, entry.offset));
+    }
     const end = buf.indexOf(10);
     const record = parseRecord(buf.toString('utf8', 0, end === -1 ? bytesRead : end));
     // The index keys on part of the id: only the record's whole id says it is this one.
     if (record?.id !== id) return undefined;
-    return { id: record.id, size: record.size, hash: record.hash, name: record.name };
+    const { size, hash, name, reply } = record;
+    return { id, size, hash, name, ...(reply !== undefined && { reply }) };
   }
 
   /** Resolves once `record` is written and fsynced, together with the others appended meanwhile. */
@@ -345,6 +355,7 @@ export class ConfirmedJournal {
       size: record.size,
       hash: record.hash,
       name: record.name,
+      ...(record.reply !== undefined && { reply: record.reply }),
     });
     await this.#flush.run();
   }

@@ -8,8 +8,8 @@ import { RejectCode } from '../protocol/constants.js';
 import type { ValidOffer } from '../protocol/receiver-machine.js';
 import { fsyncDir } from './fsync-dir.js';
 import { GroupCommit } from './group-commit.js';
+import type { OpenResult } from './item-writer.js';
 import type { ConfirmedJournal } from './journal.js';
-import type { OpenResult } from './receive-store.js';
 
 export class PlacementRefused extends Error {
   constructor(

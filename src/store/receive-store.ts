@@ -12,7 +12,15 @@ import { DirLock } from './dir-lock.js';
 import { FilePermits } from './file-permits.js';
 import { fsyncDir } from './fsync-dir.js';
 import { GroupCommit } from './group-commit.js';
-import { errorMessage, type ItemWriter, ioRejectCode, journalRecord } from './item-writer.js';
+import {
+  errorMessage,
+  type ItemSink,
+  type ItemWriter,
+  ioRejectCode,
+  journalRecord,
+  type OpenResult,
+  RefusingWriter,
+} from './item-writer.js';
 import { ConfirmedJournal, type ConfirmedRecord } from './journal.js';
 import { type PartContext, PartWriter, syncedRecordPath } from './part-writer.js';
 import { type AlreadyThere, type Placement, PlacementRefused } from './placement.js';
@@ -76,8 +84,6 @@ class DirectoryWriter implements ItemWriter {
 
   async abandon(): Promise<void> {}
 }
-
-export type OpenResult = { decision: OfferDecision; writer?: ItemWriter };
 
 /**
  * A file item whose name already holds a file of its size (a re-run of a send that got through,
@@ -243,7 +249,7 @@ function partId(entry: string): string {
   return entry.endsWith('.synced') ? entry.slice(0, -'.synced'.length) : entry;
 }
 
-export class ReceiveStore {
+export class ReceiveStore implements ItemSink {
   readonly journal: ConfirmedJournal;
   readonly placement: Placement;
   readonly #partsDir: string;
@@ -310,6 +316,13 @@ export class ReceiveStore {
     const writer: ItemWriter = new ClaimedWriter(result.writer, claim, () => this.#writers.delete(writer));
     this.#writers.add(writer);
     return { decision: result.decision, writer };
+  }
+
+  /** Files and streams only: a message needs an application to take it (`serve({ handler })`). */
+  take(offer: ValidOffer): ItemWriter {
+    const reason =
+      'this receiver stores files; it takes no messages (it runs with --out, not --exec or a handler)';
+    return new RefusingWriter(offer, RejectCode.Refused, reason);
   }
 
   /** The answer to an OFFER whose id this call holds. */

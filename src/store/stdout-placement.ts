@@ -9,10 +9,9 @@ import { pipeline } from 'node:stream/promises';
 import { createHasher, type Hasher, hashHex } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
 import type { CommitOutcome, ValidOffer } from '../protocol/receiver-machine.js';
-import type { ItemWriter } from './item-writer.js';
+import type { ItemWriter, OpenResult } from './item-writer.js';
 import type { ConfirmedJournal } from './journal.js';
 import { type PlacedItem, type Placement, PlacementRefused } from './placement.js';
-import type { OpenResult } from './receive-store.js';
 
 /** How often a writer blocked on a slow stdout repeats its last ACK, so the sender does not time out. */
 const KEEPALIVE_MS = 5000;

@@ -1,0 +1,246 @@
+// The programs-to-programs client (`connect()`): a small pool of long-lived connections, every
+// message multiplexed over them, each call resolved only once the receiving application took
+// the message. Messages are sent from the caller's memory (never spooled), bounded by
+// maxInFlight/maxInFlightBytes, and retried over the pool with the same id until confirmed.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { DEFAULTS } from '../defaults.js';
+import { AbortedError, UsageError } from '../errors.js';
+import { createHasher, hashHex, loadHasher } from '../hash.js';
+import { parseAddress } from '../net-address.js';
+import { MAX_CHUNK_LEN, TRANSFER_ID_LEN } from '../protocol/constants.js';
+import { messageFieldsProblem } from '../protocol/message-fields.js';
+import type { OutgoingMessage } from '../protocol/message-sender.js';
+import { secretBytes } from '../secret.js';
+import { ABORTED, untilAborted } from '../send/abortable.js';
+import { RateLimiter } from '../send/rate-limit.js';
+import { Sender } from '../send/sender.js';
+import type { ClientTls } from '../transport.js';
+import { InFlight } from './in-flight.js';
+
+export interface ConnectOptions {
+  /** Long-lived connections to spread messages over (default 1). */
+  connections?: number;
+  /** Seconds of silence from the receiver before an attempt is given up and retried. */
+  timeout?: number;
+  /** Seconds to connect and get the receiver's hello. */
+  connectTimeout?: number;
+  /** Attempts after the first, per message. */
+  retries?: number;
+  /** Seconds before the first retry; it doubles each time, with jitter. */
+  retryDelay?: number;
+  /** Seconds of failures in a row after which no retry starts. */
+  retryMaxTime?: number;
+  /** Payload bytes a second at most, over every connection. */
+  limitRate?: number;
+  /** A shared secret the receiver requires (§2.1); never sent, only proved. */
+  secret?: string | Uint8Array;
+  /** Connect over TLS, trusting `ca`, the pinned `fingerprint`, or (with {}) the system's CAs. */
+  tls?: ClientTls;
+  /** Aborts every call and closes the connections. */
+  signal?: AbortSignal;
+  /** Messages sent and not yet confirmed, at most (default 256); past it `send` waits. */
+  maxInFlight?: number;
+  /** Payload bytes sent and not yet confirmed, at most (default 64 MiB); past it `send` waits. */
+  maxInFlightBytes?: number;
+}
+
+export interface Message {
+  /** The payload, sent from this memory as it is: do not change it until the call settles. */
+  data: Uint8Array;
+  /** The idempotency key: the receiver runs its handler once per id (within its dedup window). Generated when absent. */
+  id?: string;
+  /** A label for the receiving application. */
+  name?: string;
+  /** Small string pairs carried to the receiving application. */
+  meta?: Record<string, string>;
+}
+
+export interface MessageAck {
+  id: string;
+  /** The application had taken this id before: it was not called again, and `reply` is the one it gave then. */
+  duplicate: boolean;
+  size: number;
+  /** xxHash64 of the payload, as 16 hex digits, as the receiver checked it. */
+  hash: string;
+  attempts: number;
+  /** What the receiving handler resolved with, when it resolved with bytes or a string. */
+  reply?: Buffer;
+}
+
+export interface ClientStats {
+  connectionsOpen: number;
+  /** TCP connections opened so far: the pool's size, not the number of messages. */
+  connectionsOpened: number;
+  inFlight: number;
+  /** Calls waiting for room under maxInFlight/maxInFlightBytes. */
+  queued: number;
+  bytesInFlight: number;
+}
+
+/**
+ * A signal that aborts, with an AbortedError, when any of `signals` does; `dispose` unhooks it
+ * from them (a long-lived client's signal would otherwise collect a listener per call).
+ */
+function abortedBy(signals: Array<AbortSignal | undefined>, what: string) {
+  const controller = new AbortController();
+  const abort = () => controller.abort(new AbortedError(`${what} was aborted`));
+  const dispose = () => {
+    for (const signal of signals) signal?.removeEventListener('abort', abort);
+  };
+  for (const signal of signals) {
+    if (signal?.aborted) abort();
+    signal?.addEventListener('abort', abort, { once: true });
+  }
+  return { signal: controller.signal, dispose };
+}
+
+function hashOf(data: Buffer): bigint {
+  const hasher = createHasher();
+  for (let at = 0; at < data.length; at += MAX_CHUNK_LEN)
+    hasher.update(data.subarray(at, at + MAX_CHUNK_LEN));
+  return hasher.digest();
+}
+
+function outgoing(message: Message): OutgoingMessage {
+  if (!(message.data instanceof Uint8Array))
+    throw new UsageError('message.data must be a Buffer or Uint8Array (send a stream or a file with send())');
+  const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);
+  const fields = {
+    key: message.id ?? randomUUID(),
+    name: message.name ?? '',
+    meta: Object.entries(message.meta ?? {}),
+  };
+  const problem = messageFieldsProblem(fields);
+  if (problem !== undefined) throw new UsageError(`cannot send this message: ${problem}`);
+  return { ...fields, data, hash: hashOf(data) };
+}
+
+export class AckshipClient {
+  readonly #lanes: Sender[];
+  /** Calls on each lane now: a new call goes to the least loaded. */
+  readonly #load: Int32Array;
+  readonly #inFlight: InFlight;
+  readonly #signal: AbortSignal;
+  /** Every call not yet settled, whether or not its caller still waits (an aborted one is finished). */
+  readonly #pending = new Set<Promise<unknown>>();
+  #closing: Promise<void> | undefined;
+
+  /** @internal */
+  constructor(target: string, options: ConnectOptions) {
+    const address = parseAddress(target);
+    const session = randomBytes(TRANSFER_ID_LEN);
+    this.#signal = abortedBy([options.signal], 'the client').signal;
+    const limiter = options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate);
+    const connections = options.connections ?? DEFAULTS.connections;
+    if (!Number.isInteger(connections) || connections < 1)
+      throw new UsageError(`connections must be a whole number of at least 1, not ${connections}`);
+    this.#lanes = Array.from(
+      { length: connections },
+      () =>
+        new Sender({
+          address,
+          timeoutMs: (options.timeout ?? DEFAULTS.timeoutSeconds) * 1000,
+          connectTimeoutMs: (options.connectTimeout ?? DEFAULTS.connectTimeoutSeconds) * 1000,
+          retry: {
+            retries: options.retries ?? DEFAULTS.retries,
+            maxTimeMs: (options.retryMaxTime ?? DEFAULTS.retryMaxTimeSeconds) * 1000,
+            baseDelayMs: (options.retryDelay ?? DEFAULTS.retryDelaySeconds) * 1000,
+            maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
+          },
+          signal: this.#signal,
+          session,
+          trust: {
+            ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
+            ...(options.tls !== undefined && { tls: options.tls }),
+          },
+          ...(limiter !== undefined && { limiter }),
+        }),
+    );
+    this.#load = new Int32Array(this.#lanes.length);
+    this.#inFlight = new InFlight(
+      options.maxInFlight ?? DEFAULTS.maxInFlight,
+      options.maxInFlightBytes ?? DEFAULTS.maxInFlightBytes,
+    );
+    this.#signal.addEventListener('abort', () => this.#closeLanes(), { once: true });
+  }
+
+  /**
+   * Resolves once the receiving application took the message (or had taken it before: the
+   * ack says `duplicate`). Rejects with a RejectedError carrying the application's reason when
+   * it refused, an UnconfirmedError after the retries, an AbortedError when aborted. An aborted
+   * call may still have reached the receiver: send it again with the same id to learn its fate.
+   */
+  async send(message: Message, options: { signal?: AbortSignal } = {}): Promise<MessageAck> {
+    if (this.#closing !== undefined) throw new UsageError('the client is closed');
+    const item = outgoing(message);
+    const { signal, dispose } = abortedBy([this.#signal, options.signal], 'the send');
+    try {
+      await this.#inFlight.acquire(item.data.length, signal);
+    } catch (err) {
+      dispose();
+      throw err;
+    }
+    const lane = this.#leastLoaded();
+    this.#load[lane] = (this.#load[lane] ?? 0) + 1;
+    const work = (this.#lanes[lane] as Sender).deliverMessage(item, signal);
+    const settled = work
+      .catch(() => {})
+      .finally(() => {
+        this.#load[lane] = (this.#load[lane] ?? 1) - 1;
+        this.#inFlight.release(item.data.length);
+        this.#pending.delete(settled);
+        dispose();
+      });
+    this.#pending.add(settled);
+    const result = await untilAborted(work, signal);
+    if (result === ABORTED) throw signal.reason;
+    return {
+      id: item.key,
+      duplicate: result.duplicate,
+      size: item.data.length,
+      hash: hashHex(item.hash),
+      attempts: result.attempts,
+      ...(result.reply.length > 0 && { reply: result.reply }),
+    };
+  }
+
+  get stats(): ClientStats {
+    return {
+      connectionsOpen: this.#lanes.filter((lane) => lane.connected).length,
+      connectionsOpened: this.#lanes.reduce((sum, lane) => sum + lane.connectionsOpened, 0),
+      inFlight: this.#inFlight.count,
+      queued: this.#inFlight.queued,
+      bytesInFlight: this.#inFlight.bytes,
+    };
+  }
+
+  /** Takes no more calls, waits for those under way to settle, then closes the connections. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      while (this.#pending.size > 0) await Promise.all(this.#pending);
+      this.#closeLanes();
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #leastLoaded(): number {
+    let best = 0;
+    for (let i = 1; i < this.#load.length; i++)
+      if ((this.#load[i] as number) < (this.#load[best] as number)) best = i;
+    return best;
+  }
+
+  #closeLanes(): void {
+    for (const lane of this.#lanes) lane.close();
+  }
+}
+
+/** A client for the receiver at `target` (HOST[:PORT]); its connections open on the first send. */
+export async function connect(target: string, options: ConnectOptions = {}): Promise<AckshipClient> {
+  await loadHasher();
+  return new AckshipClient(target, options);
+}

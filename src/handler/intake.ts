@@ -1,0 +1,100 @@
+// A message's payload on its way into the application's handler (PROTOCOL.md §4.12): DATA is
+// handed to the handler's stream as it arrives, and the stream ends only once the whole length
+// arrived and its xxHash64 matched END, so a handler that reads to the end has checked bytes.
+// When the handler falls behind, `write` waits, and with it the connection's reads: the sender
+// slows down instead of the receiver buffering without bound.
+import { Readable } from 'node:stream';
+import { createHasher } from '../hash.js';
+
+/** How much of a message waits in memory for a handler that is not reading yet. */
+const BUFFERED = 1024 * 1024;
+
+export class PayloadError extends Error {}
+
+export class Intake {
+  readonly size: number;
+  readonly #hasher = createHasher();
+  readonly #stream: Readable;
+  #received = 0;
+  /** The handler is done with the payload (it settled): what still comes is hashed, not kept. */
+  #released = false;
+  #consumed: 'stream' | 'bytes' | undefined;
+  #room: (() => void) | undefined;
+  #verified!: { resolve: (hash: bigint) => void; reject: (err: Error) => void };
+  /** The END's hash once the whole payload arrived and matched it; rejects otherwise. */
+  readonly verified: Promise<bigint>;
+
+  constructor(size: number) {
+    this.size = size;
+    this.#stream = new Readable({ highWaterMark: BUFFERED, read: () => this.#wake() });
+    // Its errors are for a handler that reads it; one that does not must not crash the receiver.
+    this.#stream.on('error', () => {});
+    this.verified = new Promise((resolve, reject) => {
+      this.#verified = { resolve, reject };
+    });
+    this.verified.catch(() => {});
+  }
+
+  /** The payload as it arrives: ends after END matched, errors if it did not or the sender vanished. */
+  stream(): Readable {
+    this.#consume('stream');
+    return this.#stream;
+  }
+
+  /** The whole payload, once it arrived and matched END. */
+  async bytes(): Promise<Buffer> {
+    this.#consume('bytes');
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.#stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks, this.size);
+  }
+
+  #consume(how: 'stream' | 'bytes'): void {
+    if (this.#consumed !== undefined)
+      throw new Error(`the item's payload was already taken with ${this.#consumed}()`);
+    this.#consumed = how;
+  }
+
+  /** DATA in order (the machine checked offsets); resolves when there is room for more. */
+  async write(payload: Buffer): Promise<void> {
+    this.#hasher.update(payload);
+    this.#received += payload.length;
+    if (this.#released || this.#stream.destroyed) return;
+    if (!this.#stream.push(payload)) await new Promise<void>((resolve) => (this.#room = resolve));
+  }
+
+  /** END: the payload is whole; it counts only if its hash is `expected`. */
+  finish(expected: bigint): boolean {
+    const actual = this.#hasher.digest();
+    if (actual !== expected) {
+      this.#fail(new PayloadError('the payload failed its checksum; the sender retries it'));
+      return false;
+    }
+    this.#verified.resolve(actual);
+    if (!this.#released && !this.#stream.destroyed) this.#stream.push(null);
+    return true;
+  }
+
+  /** The connection is gone before END: the handler's stream errors, and nothing may be confirmed. */
+  abandon(): void {
+    this.#fail(new PayloadError('the sender went away before the payload was whole'));
+  }
+
+  /** The handler settled: nothing more is kept for it, and nothing waits on it. */
+  release(): void {
+    this.#released = true;
+    this.#wake();
+  }
+
+  #fail(err: Error): void {
+    this.#verified.reject(err);
+    this.#stream.destroy(err);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const room = this.#room;
+    this.#room = undefined;
+    room?.();
+  }
+}

@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { messageRows } from './messages.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'bin', 'run.js');
@@ -287,6 +288,7 @@ try {
   const rssSmall = await peakRss(work, small);
   const rssBig = await peakRss(work, big);
   const boot = await startup();
+  const messages = await messageRows(ITEMS);
   const results = {
     machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
     largeFile: {
@@ -317,6 +319,7 @@ try {
       receiverRatio: rssBig.receiver / rssSmall.receiver,
       goal: '<= 1.2',
     },
+    messages,
     startup: {
       ackshipSeconds: boot.ackship,
       nodeSeconds: boot.node,
@@ -370,6 +373,13 @@ try {
       fmt(results.peakRssMiB.receiverRatio),
       '<= 1.2',
     ],
+    ...messages.map((m) => [
+      `${m.measure}; TCP connections ${m.connections.ackship} vs ${m.connections.raw}`,
+      fmt(m.ackship, 0),
+      fmt(m.raw, 0),
+      fmt(m.ratio),
+      m.goal,
+    ]),
     [
       '--version vs node -e 0 (s)',
       fmt(boot.ackship, 3),

@@ -3,6 +3,7 @@
 // the message. Messages are sent from the caller's memory (never spooled), bounded by
 // maxInFlight/maxInFlightBytes, and retried over the pool with the same id until confirmed.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { DEFAULTS } from '../defaults.js';
 import { AbortedError, UsageError } from '../errors.js';
 import { createHasher, hashHex, loadHasher } from '../hash.js';
@@ -130,6 +131,8 @@ export class AckshipClient {
     const address = parseAddress(target);
     const session = randomBytes(TRANSFER_ID_LEN);
     this.#signal = abortedBy([options.signal], 'the client').signal;
+    // Every call in flight listens to it (and stops listening when it settles).
+    setMaxListeners(0, this.#signal);
     const limiter = options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate);
     const connections = options.connections ?? DEFAULTS.connections;
     if (!Number.isInteger(connections) || connections < 1)

@@ -2,6 +2,7 @@
 // each new item is handed over as it arrives, and confirmed only once the handler resolved AND
 // the whole payload matched its END; the reply and the fact are recorded before the answer goes
 // out, so a retry of the same id is answered from the record and never runs the handler twice.
+import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import { createHasher } from '../hash.js';
 import { MAX_REPLY_LEN, RejectCode } from '../protocol/constants.js';
@@ -127,6 +128,8 @@ export class HandlerSink implements ItemSink {
   constructor(options: HandlerSinkOptions) {
     this.#options = options;
     this.#permits = new Permits(options.maxInFlight);
+    // Every call under way listens to it, and stops listening when it settles.
+    setMaxListeners(0, this.#interrupted.signal);
   }
 
   /** A file OFFER: confirmed at once if its id was taken, else accepted from 0 (nothing is kept to resume). */
@@ -204,7 +207,9 @@ export class HandlerSink implements ItemSink {
     const { timeoutMs, handler } = this.#options;
     const abort = new AbortController();
     intake.verified.catch((err: Error) => abort.abort(err));
+    const interrupted = this.#interrupted.signal;
     let timer: NodeJS.Timeout | undefined;
+    let onInterrupt = () => {};
     const deadline = new Promise<never>((_, reject) => {
       const giveUp = (err: Error) => {
         abort.abort(err);
@@ -214,9 +219,9 @@ export class HandlerSink implements ItemSink {
         () => giveUp(new Error(`the handler did not finish within ${timeoutMs / 1000} s`)),
         timeoutMs,
       );
-      const interrupted = this.#interrupted.signal;
-      if (interrupted.aborted) giveUp(interrupted.reason as Error);
-      interrupted.addEventListener('abort', () => giveUp(interrupted.reason as Error), { once: true });
+      onInterrupt = () => giveUp(interrupted.reason as Error);
+      if (interrupted.aborted) onInterrupt();
+      interrupted.addEventListener('abort', onInterrupt, { once: true });
     });
     const item: HandlerItem = {
       id: offer.message?.key ?? id,
@@ -233,6 +238,8 @@ export class HandlerSink implements ItemSink {
       return await Promise.race([Promise.resolve().then(() => handler(item)), deadline]);
     } finally {
       clearTimeout(timer);
+      // The sink's signal outlives every call: a listener left on it would cost each later call more.
+      interrupted.removeEventListener('abort', onInterrupt);
     }
   }
 

@@ -243,10 +243,23 @@ export class Connection {
    * `reuse` (the caller will overwrite the payload's memory next), once the kernel has the bytes.
    */
   async send(frame: Frame, reuse = false): Promise<void> {
-    if (this.#error !== undefined) throw this.#error;
     if (this.#limiter !== undefined && (frame.kind === Kind.Data || frame.kind === Kind.Chunk))
       await this.#limiter.take(frame.payload.length, this.#signal);
-    const parts = encodeFrame(frame);
+    return this.#write([frame], reuse);
+  }
+
+  /** Writes frames that go together (a message's, §6.2) in one corked batch: one system call, not one per frame. */
+  async sendAll(frames: Frame[]): Promise<void> {
+    if (this.#limiter !== undefined) {
+      for (const frame of frames)
+        if (frame.kind === Kind.Data) await this.#limiter.take(frame.payload.length, this.#signal);
+    }
+    return this.#write(frames, false);
+  }
+
+  async #write(frames: Frame[], reuse: boolean): Promise<void> {
+    if (this.#error !== undefined) throw this.#error;
+    const parts = frames.flatMap((frame) => encodeFrame(frame));
     let room = true;
     const written = new Promise<void>((resolve, reject) => {
       this.#socket.cork();

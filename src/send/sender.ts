@@ -534,9 +534,7 @@ async function messageAttempt(
   }
   const item = new SenderMessage(link.slot, message);
   // One message's frames are never interleaved with another's: the receiver hands them on in order.
-  await connection.exclusive(async () => {
-    for (const frame of item.frames()) await connection.send(frame);
-  });
+  await connection.exclusive(() => connection.sendAll(item.frames()));
   const answer = item.receive(await link.next());
   if (answer.type === 'rejected') {
     const what = message.name === '' ? `message ${JSON.stringify(message.key)}` : printableName(message.name);

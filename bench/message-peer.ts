@@ -3,7 +3,7 @@
 //   message-peer.js raw [fsync]           a raw Node server: u32 length + payload in, 1 byte ack out per message;
 //                                         with fsync, one fdatasync of a log per batch of acks
 // Each prints "connections N" on stdout when it gets SIGTERM, then exits.
-import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,8 @@ if (mode === 'handler') {
   stop(() => receiver.close());
   console.log(receiver.address.port);
 } else {
-  const log = arg === 'fsync' ? openSync(join(tmpdir(), `ackship-bench-raw-${process.pid}`), 'w') : undefined;
+  const logPath = join(tmpdir(), `ackship-bench-raw-${process.pid}`);
+  const log = arg === 'fsync' ? openSync(logPath, 'w') : undefined;
   const server = createServer((socket) => {
     connections++;
     // Parsed as it streams: a 4-byte length, then that many bytes, no copies of the payload.
@@ -64,7 +65,10 @@ if (mode === 'handler') {
   });
   server.listen(0, '127.0.0.1', () => console.log((server.address() as AddressInfo).port));
   stop(() => {
-    if (log !== undefined) closeSync(log);
+    if (log !== undefined) {
+      closeSync(log);
+      unlinkSync(logPath);
+    }
     server.close();
   });
 }

@@ -9,34 +9,16 @@ import { AbortedError, UsageError } from '../errors.js';
 import { createHasher, hashHex, loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
 import { MAX_CHUNK_LEN, TRANSFER_ID_LEN } from '../protocol/constants.js';
-import { messageFieldsProblem } from '../protocol/message-fields.js';
+import { messageFieldsProblem, messageId } from '../protocol/message-fields.js';
 import type { OutgoingMessage } from '../protocol/message-sender.js';
-import { secretBytes } from '../secret.js';
 import { ABORTED, untilAborted } from '../send/abortable.js';
-import { RateLimiter } from '../send/rate-limit.js';
+import { type PeerOptions, senderTuning } from '../send/peer-options.js';
 import { Sender } from '../send/sender.js';
-import type { ClientTls } from '../transport.js';
 import { InFlight } from './in-flight.js';
 
-export interface ConnectOptions {
+export interface ConnectOptions extends PeerOptions {
   /** Long-lived connections to spread messages over (default 1). */
   connections?: number;
-  /** Seconds of silence from the receiver before an attempt is given up and retried. */
-  timeout?: number;
-  /** Seconds to connect and get the receiver's hello. */
-  connectTimeout?: number;
-  /** Attempts after the first, per message. */
-  retries?: number;
-  /** Seconds before the first retry; it doubles each time, with jitter. */
-  retryDelay?: number;
-  /** Seconds of failures in a row after which no retry starts. */
-  retryMaxTime?: number;
-  /** Payload bytes a second at most, over every connection. */
-  limitRate?: number;
-  /** A shared secret the receiver requires (§2.1); never sent, only proved. */
-  secret?: string | Uint8Array;
-  /** Connect over TLS, trusting `ca`, the pinned `fingerprint`, or (with {}) the system's CAs. */
-  tls?: ClientTls;
   /** Aborts every call and closes the connections. */
   signal?: AbortSignal;
   /** Messages sent and not yet confirmed, at most (default 256); past it `send` waits. */
@@ -113,7 +95,7 @@ function outgoing(message: Message): OutgoingMessage {
   };
   const problem = messageFieldsProblem(fields);
   if (problem !== undefined) throw new UsageError(`cannot send this message: ${problem}`);
-  return { ...fields, data, hash: hashOf(data) };
+  return { ...fields, id: messageId(fields.key), data, hash: hashOf(data) };
 }
 
 export class AckshipClient {
@@ -133,31 +115,13 @@ export class AckshipClient {
     this.#signal = abortedBy([options.signal], 'the client').signal;
     // Every call in flight listens to it (and stops listening when it settles).
     setMaxListeners(0, this.#signal);
-    const limiter = options.limitRate === undefined ? undefined : new RateLimiter(options.limitRate);
     const connections = options.connections ?? DEFAULTS.connections;
     if (!Number.isInteger(connections) || connections < 1)
       throw new UsageError(`connections must be a whole number of at least 1, not ${connections}`);
+    const tuning = senderTuning(options);
     this.#lanes = Array.from(
       { length: connections },
-      () =>
-        new Sender({
-          address,
-          timeoutMs: (options.timeout ?? DEFAULTS.timeoutSeconds) * 1000,
-          connectTimeoutMs: (options.connectTimeout ?? DEFAULTS.connectTimeoutSeconds) * 1000,
-          retry: {
-            retries: options.retries ?? DEFAULTS.retries,
-            maxTimeMs: (options.retryMaxTime ?? DEFAULTS.retryMaxTimeSeconds) * 1000,
-            baseDelayMs: (options.retryDelay ?? DEFAULTS.retryDelaySeconds) * 1000,
-            maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
-          },
-          signal: this.#signal,
-          session,
-          trust: {
-            ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
-            ...(options.tls !== undefined && { tls: options.tls }),
-          },
-          ...(limiter !== undefined && { limiter }),
-        }),
+      () => new Sender({ address, ...tuning, signal: this.#signal, session }),
     );
     this.#load = new Int32Array(this.#lanes.length);
     this.#inFlight = new InFlight(
@@ -176,7 +140,11 @@ export class AckshipClient {
   async send(message: Message, options: { signal?: AbortSignal } = {}): Promise<MessageAck> {
     if (this.#closing !== undefined) throw new UsageError('the client is closed');
     const item = outgoing(message);
-    const { signal, dispose } = abortedBy([this.#signal, options.signal], 'the send');
+    // Without a signal of its own, a call stops with the client's: no controller per call.
+    const { signal, dispose } =
+      options.signal === undefined
+        ? { signal: this.#signal, dispose: () => {} }
+        : abortedBy([this.#signal, options.signal], 'the send');
     try {
       await this.#inFlight.acquire(item.data.length, signal);
     } catch (err) {

@@ -3,10 +3,11 @@
 import { PeerError, ProtocolError } from '../errors.js';
 import type { DataFrame, EndFrame, Frame, MessageFrame } from './codec.js';
 import { ErrorCode, Kind, MAX_CHUNK_LEN } from './constants.js';
-import { messageId } from './message-fields.js';
 
 export interface OutgoingMessage {
   key: string;
+  /** §4.12: the id `key` stands for (`messageId`), computed once for every attempt. */
+  id: Buffer;
   name: string;
   meta: Array<[string, string]>;
   data: Buffer;
@@ -21,13 +22,11 @@ export type MessageAnswer =
 export class SenderMessage {
   readonly #slot: number;
   readonly #message: OutgoingMessage;
-  readonly #id: Buffer;
   #answered = false;
 
   constructor(slot: number, message: OutgoingMessage) {
     this.#slot = slot;
     this.#message = message;
-    this.#id = messageId(message.key);
   }
 
   /** MESSAGE, its DATA (views of the caller's bytes, never copied) and END, to be sent in order at once. */
@@ -53,7 +52,7 @@ export class SenderMessage {
       case Kind.Reject:
         return { type: 'rejected', code: frame.code, reason: frame.reason };
       case Kind.Result:
-        if (!frame.id.equals(this.#id) || frame.size !== this.#message.data.length)
+        if (!frame.id.equals(this.#message.id) || frame.size !== this.#message.data.length)
           throw new ProtocolError('the result does not match the message sent: not counted as delivered');
         if (frame.hash !== this.#message.hash)
           throw new ProtocolError(

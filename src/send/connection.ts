@@ -194,11 +194,6 @@ export class Connection {
     return maxOpenItems(this.#version);
   }
 
-  /** Items in this connection's slots now. */
-  get openItems(): number {
-    return this.#slots.size;
-  }
-
   /** False once the connection failed: its items fail, and new ones need a new connection. */
   get usable(): boolean {
     return this.#error === undefined;

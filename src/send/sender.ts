@@ -156,7 +156,6 @@ export class Sender {
   async deliverMessage(
     message: OutgoingMessage,
     signal: AbortSignal,
-    retried?: Attempts<unknown>['retried'],
   ): Promise<{ duplicate: boolean; reply: Buffer; attempts: number }> {
     const { value, attempts } = await this.#retrying({
       signal,
@@ -165,7 +164,6 @@ export class Sender {
         if (signal.aborted) throw signal.reason;
         return messageAttempt(connection, link, message);
       },
-      ...(retried !== undefined && { retried }),
     });
     return { ...value, attempts };
   }

@@ -4,26 +4,13 @@ import { DEFAULTS } from '../defaults.js';
 import type { AckshipError } from '../errors.js';
 import { loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
-import { secretBytes } from '../secret.js';
-import type { ClientTls } from '../transport.js';
-import { RateLimiter } from './rate-limit.js';
+import { type PeerOptions, senderTuning } from './peer-options.js';
 import { type ItemOutcome, type JobReporter, type JobSummary, jobError, sendJob } from './send-job.js';
 import { resolveSources, type SendItem, type Source } from './sources.js';
 import { defaultStateDir } from './transfer-ids.js';
 import { type FilterRule, treeFilter } from './tree-filter.js';
 
-export interface TransferOptions {
-  /** Seconds of silence from the receiver before an attempt is given up and retried. */
-  timeout?: number;
-  retries?: number;
-  /** Seconds before the first retry; it doubles each time, with jitter. */
-  retryDelay?: number;
-  /** Seconds to connect and get the receiver's hello; a peer silent that long is not ackship. */
-  connectTimeout?: number;
-  /** Seconds of failures in a row after which no retry starts. */
-  retryMaxTime?: number;
-  /** Payload bytes a second at most, over every connection of the transfer (curl's --limit-rate). */
-  limitRate?: number;
+export interface TransferOptions extends PeerOptions {
   connections?: number;
   /** Where unconfirmed transfer ids are kept so that a later run resumes. */
   stateDir?: string;
@@ -37,10 +24,6 @@ export interface TransferOptions {
   spool?: boolean;
   /** Most bytes of a stream held in memory until the receiver acknowledges them as durable. */
   window?: number;
-  /** A shared secret the receiver requires (§2.1); never sent, only proved. */
-  secret?: string | Uint8Array;
-  /** Connect over TLS, trusting `ca`, the pinned `fingerprint`, or (with {}) the system's CAs. */
-  tls?: ClientTls;
   /** Whose reason is the error to raise. */
   signal: AbortSignal;
 }
@@ -86,21 +69,9 @@ export async function transfer(
       {
         address,
         connections: options.connections ?? DEFAULTS.connections,
-        timeoutMs: (options.timeout ?? DEFAULTS.timeoutSeconds) * 1000,
-        connectTimeoutMs: (options.connectTimeout ?? DEFAULTS.connectTimeoutSeconds) * 1000,
-        retry: {
-          retries: options.retries ?? DEFAULTS.retries,
-          maxTimeMs: (options.retryMaxTime ?? DEFAULTS.retryMaxTimeSeconds) * 1000,
-          baseDelayMs: (options.retryDelay ?? DEFAULTS.retryDelaySeconds) * 1000,
-          maxDelayMs: DEFAULTS.maxRetryDelaySeconds * 1000,
-        },
+        ...senderTuning(options),
         signal,
-        ...(options.limitRate !== undefined && { limiter: new RateLimiter(options.limitRate) }),
         stateDir: options.stateDir ?? defaultStateDir(process.env),
-        trust: {
-          ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
-          ...(options.tls !== undefined && { tls: options.tls }),
-        },
       },
       { finished: () => {}, ...events },
     );

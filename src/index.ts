@@ -162,6 +162,8 @@ export interface ServerOptions {
   headerTimeout?: number;
   /** Connections served at once; more are told to retry later. */
   maxConnections?: number;
+  /** Connections the kernel may queue before they are accepted (listen(2)'s backlog; Node's default 511). */
+  backlog?: number;
   /** Items one connection may offer; past it the sender is told to go on over a new connection. */
   maxItems?: number;
   /** Longest name accepted, in UTF-8 bytes (at most 4096). */
@@ -239,6 +241,7 @@ export class AckshipReceiver extends EventEmitter<ReceiverEventMap> {
           ...(options.secret !== undefined && { secret: secretBytes(options.secret) }),
           ...(options.tls !== undefined && { tls: options.tls }),
           graceMs: DEFAULTS.graceSeconds * 1000,
+          ...(options.backlog !== undefined && { backlog: options.backlog }),
         },
         {
           sessionStarted: (peer) => self?.emit('connection', peer),

@@ -94,6 +94,14 @@ test('the README examples run, and README shows them verbatim', async () => {
   }
 });
 
+// The setting: several processes, 4 MiB chunks and calls, an overloaded receiver.
+test('examples/cluster.mjs: nothing lost, nothing handled twice, one connection per sender process', async () => {
+  const { stdout } = await exec(process.execPath, [join(root, 'examples', 'cluster.mjs'), '3', '2', '100']);
+  assert.match(stdout, /^306 messages \(6 x 4 MiB, 300 calls\) from 3 processes in /m);
+  assert.match(stdout, /^lost: 0, handled twice: 0$/m);
+  assert.match(stdout, /^TCP connections opened: 3 \(/m);
+});
+
 // README's first command runs this: it must end 0 and find every copy identical. (It ended 143:
 // under set -e, its cleanup's wait for the receiver it had stopped ended the script.)
 test('the demo (npm run demo) exits 0 and finds every received file identical', async () => {

@@ -25,6 +25,8 @@ export interface ReceiverOptions {
   tls?: ServerTls;
   /** How long a shutdown waits for sessions to end before it drops them. */
   graceMs: number;
+  /** Connections the kernel may queue before the program accepts them (listen(2)'s backlog). */
+  backlog?: number;
 }
 
 /** What one sender run (all its connections so far) delivered to this receiver. */
@@ -112,7 +114,8 @@ export class Receiver {
 
   /** Starts listening; resolves with the address actually bound (the real port for port 0). */
   async listen(): Promise<Address> {
-    this.#server.listen(this.#options.listen.port, this.#options.listen.host);
+    const { listen, backlog } = this.#options;
+    this.#server.listen(listen.port, listen.host, backlog);
     await Promise.race([
       once(this.#server, 'listening'),
       once(this.#server, 'error').then(([err]) => {

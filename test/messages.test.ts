@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
@@ -20,6 +21,7 @@ import {
   RejectedError,
   serve,
   UnconfirmedError,
+  UsageError,
 } from '../src/index.js';
 import { run, startReceiver, tempDir } from './support/cli.js';
 import { sha256 } from './support/files.js';
@@ -240,6 +242,21 @@ test('Buffers are sent from memory: no temp file is created', async (t) => {
     Array.from({ length: 8 }, (_, i) => client.send({ id: `b${i}`, data: Buffer.alloc(1 << 20, i) })),
   );
   assert.deepEqual(await readdir(tmp), []);
+});
+
+test('a Readable is read whole and sent as one message; one past maxInFlightBytes is refused, unsent', async (t) => {
+  const got: string[] = [];
+  const receiver = await handlerReceiver(t, async (item) => {
+    got.push((await item.bytes()).toString());
+  });
+  const client = await clientOf(t, receiver.address.port, { maxInFlightBytes: 1000 });
+  const ack = await client.send({ id: 'r1', data: Readable.from([Buffer.from('from '), 'a stream']) });
+  assert.equal(ack.size, 13);
+  await assert.rejects(
+    client.send({ id: 'r2', data: Readable.from([Buffer.alloc(600), Buffer.alloc(600)]) }),
+    (err: unknown) => err instanceof UsageError && /passed maxInFlightBytes \(1000 bytes\)/.test(err.message),
+  );
+  assert.deepEqual(got, ['from a stream'], 'the handler saw the first, and nothing of the second');
 });
 
 test('backpressure: past maxInFlight a send waits, it does not queue without bound', async (t) => {

@@ -4,6 +4,7 @@
 // maxInFlight/maxInFlightBytes, and retried over the pool with the same id until confirmed.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { addAbortSignal, Readable } from 'node:stream';
 import { DEFAULTS } from '../defaults.js';
 import { AbortedError, UsageError } from '../errors.js';
 import { createHasher, hashHex, loadHasher } from '../hash.js';
@@ -28,8 +29,12 @@ export interface ConnectOptions extends PeerOptions {
 }
 
 export interface Message {
-  /** The payload, sent from this memory as it is: do not change it until the call settles. */
-  data: Uint8Array;
+  /**
+   * The payload. Bytes are sent from this memory as they are: do not change them until the call
+   * settles. A Readable is read whole first (a message is resent whole, so it is held until
+   * confirmed), up to maxInFlightBytes.
+   */
+  data: Uint8Array | Readable;
   /** The idempotency key: the receiver runs its handler once per id (within its dedup window). Generated when absent. */
   id?: string;
   /** A label for the receiving application. */
@@ -84,10 +89,37 @@ function hashOf(data: Buffer): bigint {
   return hasher.digest();
 }
 
-function outgoing(message: Message): OutgoingMessage {
-  if (!(message.data instanceof Uint8Array))
-    throw new UsageError('message.data must be a Buffer or Uint8Array (send a stream or a file with send())');
-  const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);
+/**
+ * A Readable's bytes, read whole: a message has no resume (§6.2), so until it is confirmed the
+ * client must hold every byte of it to send it again. Past `limit` bytes (maxInFlightBytes) it
+ * stops reading and refuses, rather than hold without bound: such a stream goes with send().
+ */
+async function readWhole(stream: Readable, limit: number, signal: AbortSignal): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of addAbortSignal(signal, stream)) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      total += bytes.length;
+      if (total > limit) {
+        stream.destroy();
+        throw new UsageError(
+          `a message read from a stream is held in memory until confirmed, and this one passed maxInFlightBytes (${limit} bytes); send it with send() as a stream item, which resumes`,
+        );
+      }
+      chunks.push(bytes);
+    }
+  } catch (err) {
+    throw signal.aborted ? signal.reason : err;
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function bytesOf(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function outgoing(message: Message, data: Buffer): OutgoingMessage {
   const fields = {
     key: message.id ?? randomUUID(),
     name: message.name ?? '',
@@ -103,6 +135,8 @@ export class AckshipClient {
   /** Calls on each lane now: a new call goes to the least loaded. */
   readonly #load: Int32Array;
   readonly #inFlight: InFlight;
+  /** maxInFlightBytes: also the most a Readable message may hold. */
+  readonly #maxBytes: number;
   readonly #signal: AbortSignal;
   /** Every call not yet settled, whether or not its caller still waits (an aborted one is finished). */
   readonly #pending = new Set<Promise<unknown>>();
@@ -124,10 +158,8 @@ export class AckshipClient {
       () => new Sender({ address, ...tuning, signal: this.#signal, session }),
     );
     this.#load = new Int32Array(this.#lanes.length);
-    this.#inFlight = new InFlight(
-      options.maxInFlight ?? DEFAULTS.maxInFlight,
-      options.maxInFlightBytes ?? DEFAULTS.maxInFlightBytes,
-    );
+    this.#maxBytes = options.maxInFlightBytes ?? DEFAULTS.maxInFlightBytes;
+    this.#inFlight = new InFlight(options.maxInFlight ?? DEFAULTS.maxInFlight, this.#maxBytes);
     this.#signal.addEventListener('abort', () => this.#closeLanes(), { once: true });
   }
 
@@ -139,13 +171,18 @@ export class AckshipClient {
    */
   async send(message: Message, options: { signal?: AbortSignal } = {}): Promise<MessageAck> {
     if (this.#closing !== undefined) throw new UsageError('the client is closed');
-    const item = outgoing(message);
+    const { data } = message;
+    if (!(data instanceof Uint8Array) && !(data instanceof Readable))
+      throw new UsageError('message.data must be a Buffer, a Uint8Array or a Readable');
     // Without a signal of its own, a call stops with the client's: no controller per call.
     const { signal, dispose } =
       options.signal === undefined
         ? { signal: this.#signal, dispose: () => {} }
         : abortedBy([this.#signal, options.signal], 'the send');
+    let item: OutgoingMessage;
     try {
+      const bytes = data instanceof Readable ? await readWhole(data, this.#maxBytes, signal) : bytesOf(data);
+      item = outgoing(message, bytes);
       await this.#inFlight.acquire(item.data.length, signal);
     } catch (err) {
       dispose();

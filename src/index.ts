@@ -36,7 +36,7 @@ export type { JobSummary } from './send/send-job.js';
 export type { SendItem } from './send/sources.js';
 export type { ClientTls, ServerTls } from './transport.js';
 
-export interface SendOptions extends Omit<TransferOptions, 'signal'> {
+export interface SendOptions extends Omit<TransferOptions, 'signal' | 'dryRun'> {
   /** Cancels the transfer; partials stay on the receiver for the next call to resume. */
   signal?: AbortSignal;
   /** `bytes` more of item `name` are on their way (not yet confirmed). */

@@ -338,3 +338,45 @@ describe('stream items (v3)', async () => {
     );
   });
 });
+
+describe('queries and messages (v4)', () => {
+  const hello = (maxVersion: number) =>
+    ({ kind: 'hello', hello: { minVersion: 1, maxVersion, role: Role.Sender } }) as const;
+  const query: Frame = { kind: Kind.Offer, slot: 2, id, size: 5, query: true, name: Buffer.from('q.txt') };
+
+  test("a query's answer settles its slot at once, and a refusal of it is not reported as an item", () => {
+    const machine = new ReceiverMachine(limits(3));
+    machine.receive(hello(4));
+    assert.deepEqual(
+      machine.receive(query).map((a) => a.type),
+      ['send'],
+      'over the size limit: a REJECT, and no "rejected" item',
+    );
+    const small: Frame = { ...query, size: 2 };
+    assert.equal(machine.receive(small)[0]?.type, 'open');
+    assert.deepEqual(machine.decided(2, { type: 'accept', offset: 0, prefixHash: 0n }), [
+      { type: 'send', frame: { kind: Kind.Accept, slot: 2, offset: 0, prefixHash: 0n } },
+    ]);
+    assert.equal(machine.openItems, 0, 'nothing stays open');
+    assert.equal(
+      machine.receive({ kind: Kind.Data, slot: 2, offset: 0, payload: Buffer.from('hi') })[0]?.type,
+      'fail',
+    );
+  });
+
+  test('a query or a MESSAGE from a peer below version 4 is unexpected', () => {
+    for (const frame of [
+      query,
+      { kind: Kind.Message, slot: 0, size: 0, key: 'k', name: '', meta: [] } as Frame,
+    ]) {
+      const machine = new ReceiverMachine(limits(100));
+      machine.receive(hello(3));
+      const [action] = machine.receive(frame);
+      assert.equal(action?.type, 'fail');
+      assert.equal(
+        (action as unknown as { error: { wireCode: number } }).error.wireCode,
+        ErrorCode.Unexpected,
+      );
+    }
+  });
+});

@@ -10,7 +10,8 @@ import { hashHex } from '../hash.js';
 import { printableName } from '../protocol/names.js';
 import { readPem, resolveSecret } from '../secret.js';
 import type { ItemOutcome, JobSummary } from '../send/send-job.js';
-import type { SendItem } from '../send/sources.js';
+import type { QueryVerdict } from '../send/sender.js';
+import type { SendItem, Source } from '../send/sources.js';
 import { transfer } from '../send/transfer.js';
 import { filterRules } from '../send/tree-filter.js';
 
@@ -61,6 +62,11 @@ ${EXIT_STATUS_HELP}`;
       env: 'ACKSHIP_CONNECTIONS',
       max: 16,
       min: 1,
+    }),
+    'dry-run': Flags.boolean({
+      description:
+        'Send nothing: ask the receiver what it would do with each item (send it, already there, refuse it, and why) and report that; exit 65 if some would be refused. Needs a receiver of protocol 4.',
+      env: 'ACKSHIP_DRY_RUN',
     }),
     exclude: Flags.string({
       description:
@@ -152,7 +158,7 @@ ${EXIT_STATUS_HELP}`;
   static override strict = false;
 
   static override usage =
-    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--no-skip] [--exclude GLOB] [--include GLOB] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--limit-rate RATE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [-v] [--json] [--quiet]';
+    '<%= command.id %> HOST[:PORT] PATH...|- [-r] [--dry-run] [--no-skip] [--exclude GLOB] [--include GLOB] [--name NAME] [--connections N] [--connect-timeout SECS] [--timeout SECS] [--retries N] [--retry-delay SECS] [--retry-max-time SECS] [--spool] [--window SIZE] [--limit-rate RATE] [--secret-file PATH] [--tls | --tls-ca PEM | --tls-fingerprint SHA256] [-v] [--json] [--quiet]';
 
   static override summary = 'Send files or stdin and wait until the receiver confirms each one.';
 
@@ -176,7 +182,8 @@ ${EXIT_STATUS_HELP}`;
           ? { name: flags.name ?? 'stdin', data: process.stdin }
           : { path, ...(flags.name !== undefined && { name: flags.name }) },
     );
-    const bar = createProgress(!flags.quiet && !flags.json);
+    // A dry run moves no bytes: there is nothing for a bar to show.
+    const bar = createProgress(!flags.quiet && !flags.json && !flags['dry-run']);
     const output = this.useOutput(flags, bar.above(process.stdout), bar.above(process.stderr));
     // Under --json (where the bar is off) a script gets the same as progress records.
     const progress = flags.json ? progressRecords((fields) => output.event(fields)) : bar;
@@ -198,6 +205,7 @@ ${EXIT_STATUS_HELP}`;
         items,
         {
           connections: flags.connections,
+          dryRun: flags['dry-run'],
           timeout: flags.timeout,
           retries: flags.retries,
           retryDelay: flags['retry-delay'],
@@ -251,7 +259,48 @@ ${EXIT_STATUS_HELP}`;
   }
 }
 
+/** --dry-run: what the receiver said it would do with one item. */
+function reportVerdict(
+  output: Output,
+  verdict: QueryVerdict,
+  base: Record<string, unknown>,
+  source: Source,
+): void {
+  const name = printableName(source.name);
+  const what = source.stream !== undefined ? 'a stream' : formatBytes(source.size);
+  const fields = {
+    ...base,
+    ...(source.stream === undefined && { bytes: source.size }),
+    status: verdict.type,
+    ...(verdict.type === 'would-refuse' && { message: verdict.reason }),
+  };
+  output.record(fields, verdictLine(verdict, name, what));
+}
+
+function verdictLine(verdict: QueryVerdict, name: string, what: string): string {
+  switch (verdict.type) {
+    case 'would-send':
+      return `would send ${name} (${what})`;
+    case 'already-there':
+      return `already there ${name} (${what}): nothing to send`;
+    case 'differs':
+      return `would send ${name} (${what}): the receiver holds other bytes under this name, and refuses them unless it runs with --overwrite`;
+    case 'would-refuse':
+      return `would be refused ${name}: ${verdict.reason}`;
+  }
+}
+
 function reportSummary(output: Output, summary: JobSummary): void {
+  if (summary.dryRun !== undefined) {
+    const counts = summary.dryRun;
+    output.record(
+      { event: 'summary', ...summary, seconds: Math.round(summary.seconds * 1000) / 1000 },
+      `dry run: of ${summary.items} items, ${counts.wouldSend} would be sent, ${counts.alreadyThere} already there, ` +
+        (counts.differs > 0 ? `${counts.differs} differ from what the receiver holds, ` : '') +
+        `${counts.wouldRefuse} would be refused; nothing was sent`,
+    );
+    return;
+  }
   const seconds = Math.round(summary.seconds * 1000) / 1000;
   const mbPerSecond = Math.round((summary.bytes / 1e6 / Math.max(summary.seconds, 1e-6)) * 10) / 10;
   output.record(
@@ -293,6 +342,10 @@ function report(output: Output, outcome: ItemOutcome, once: (key: string) => boo
     if (outcome.error instanceof RejectedError || once(outcome.error.message))
       output.failure(outcome.error, record);
     else output.failureRecord(outcome.error, record);
+    return;
+  }
+  if (outcome.status === 'checked') {
+    reportVerdict(output, outcome.verdict, base, source);
     return;
   }
   const { size, hash, attempts, bytesSent, resumedFrom } = outcome.delivery;

@@ -142,6 +142,8 @@ export class HandlerSink implements ItemSink {
     const taken = await this.#options.dedup.get(id);
     if (taken !== undefined && taken.size === offer.size && taken.name === offer.name)
       return { decision: { type: 'confirmed', size: taken.size, hash: taken.hash } };
+    // A query (a dry run) learns that the item would be taken; the handler is not called.
+    if (offer.query) return { decision: { type: 'accept', offset: 0, prefixHash: createHasher().digest() } };
     return {
       decision: { type: 'accept', offset: 0, prefixHash: createHasher().digest() },
       writer: this.take(offer, peer),

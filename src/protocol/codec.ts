@@ -56,6 +56,8 @@ export interface OfferFrame {
   directory?: boolean;
   /** v3: a stream of unknown length, sent as CHUNKs and ended by a TRAILER (§4.9). */
   stream?: boolean;
+  /** v4: only ask what the receiver would answer (a dry run); nothing is opened or kept. */
+  query?: boolean;
   /** Raw UTF-8 bytes: the receiver validates them (§5) before it decodes them. */
   name: Buffer;
 }
@@ -232,7 +234,8 @@ export function encodeFrame(frame: Frame): Buffer[] {
         (frame.mode !== undefined ? OfferFlag.HasMode : 0) |
         (frame.mtimeMs !== undefined ? OfferFlag.HasMtime : 0) |
         (frame.directory ? OfferFlag.Directory : 0) |
-        (frame.stream ? OfferFlag.Stream : 0);
+        (frame.stream ? OfferFlag.Stream : 0) |
+        (frame.query ? OfferFlag.Query : 0);
       const head = fixed(Kind.Offer, OFFER_FIXED_LEN, name.length)
         .u32('slot', frame.slot)
         .bytes('transfer id', frame.id, TRANSFER_ID_LEN)
@@ -380,7 +383,8 @@ function readLength(body: BufferReader, what: string): number {
   return Number(value);
 }
 
-const KNOWN_OFFER_FLAGS = OfferFlag.HasMode | OfferFlag.HasMtime | OfferFlag.Directory | OfferFlag.Stream;
+const KNOWN_OFFER_FLAGS =
+  OfferFlag.HasMode | OfferFlag.HasMtime | OfferFlag.Directory | OfferFlag.Stream | OfferFlag.Query;
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -472,6 +476,7 @@ export function decodeBody(kind: number, body: Buffer): Frame {
       if (flags & OfferFlag.HasMtime) frame.mtimeMs = Number(mtimeMs);
       if (flags & OfferFlag.Directory) frame.directory = true;
       if (flags & OfferFlag.Stream) frame.stream = true;
+      if (flags & OfferFlag.Query) frame.query = true;
       if (flags & ~KNOWN_OFFER_FLAGS) {
         throw malformed(`OFFER has unknown flags 0x${flags.toString(16).padStart(2, '0')}`);
       }

@@ -118,6 +118,8 @@ export const OfferFlag = {
   Directory: 0x04,
   /** v3: a stream of unknown length, sent as CHUNKs and ended by a TRAILER; its size is 0. */
   Stream: 0x08,
+  /** v4: a question, not an item: "what would you answer?" (§4.1); nothing is opened or kept. */
+  Query: 0x10,
 } as const;
 
 /** §4.3: why a receiver refuses an item. `retryable` codes may succeed on a later attempt. */

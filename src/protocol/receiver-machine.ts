@@ -59,6 +59,8 @@ export interface ValidOffer {
   stream: boolean;
   /** v4: a message for the application (§4.12): its key (whose digest is `id`) and meta. */
   message?: { key: string; meta: Array<[string, string]> };
+  /** v4: only asking what the answer would be (a dry run, §4.1): decide, open nothing, settle at once. */
+  query?: boolean;
 }
 
 /** What the store says of an offer. */
@@ -200,6 +202,15 @@ export class ReceiverMachine {
     const { offer } = item;
     switch (decision.type) {
       case 'accept':
+        if (offer.query) {
+          this.#items.delete(slot);
+          return [
+            {
+              type: 'send',
+              frame: { kind: Kind.Accept, slot, offset: decision.offset, prefixHash: decision.prefixHash },
+            },
+          ];
+        }
         this.#items.set(slot, {
           phase: 'receiving',
           offer,
@@ -224,7 +235,7 @@ export class ReceiverMachine {
         });
       case 'reject':
         this.#items.delete(slot);
-        return this.#reject(slot, offer.name, decision.code, decision.reason);
+        return this.#reject(slot, offer.name, decision.code, decision.reason, !offer.query);
     }
   }
 
@@ -340,23 +351,25 @@ export class ReceiverMachine {
     if (frame.stream && (this.#version ?? 1) < 3) {
       return this.#violation('stream items need protocol version 3', ErrorCode.Unexpected);
     }
+    if (frame.query && (this.#version ?? 1) < 4) {
+      return this.#violation('OFFER queries need protocol version 4', ErrorCode.Unexpected);
+    }
+    // A query's refusal is an answer, not an item refused: it is not reported as one.
+    const report = !frame.query;
     const check = checkName(frame.name);
-    if (!check.ok) return this.#reject(slot, frame.name.toString('utf8'), RejectCode.BadName, check.reason);
+    if (!check.ok)
+      return this.#reject(slot, frame.name.toString('utf8'), RejectCode.BadName, check.reason, report);
     if (frame.name.length > this.#limits.maxNameLength) {
       const reason = `name is ${frame.name.length} bytes, the receiver's limit is ${this.#limits.maxNameLength}`;
-      return this.#reject(slot, check.name, RejectCode.BadName, reason);
+      return this.#reject(slot, check.name, RejectCode.BadName, reason, report);
     }
     if (frame.mtimeMs !== undefined && Math.abs(frame.mtimeMs) > MAX_MTIME_MS) {
       const reason = `mtime ${frame.mtimeMs} ms is outside the ±${MAX_MTIME_MS} ms a receiver can set`;
-      return this.#reject(slot, check.name, RejectCode.BadName, reason);
+      return this.#reject(slot, check.name, RejectCode.BadName, reason, report);
     }
     if (frame.size > this.#limits.maxSize) {
-      return this.#reject(
-        slot,
-        check.name,
-        RejectCode.TooLarge,
-        `declared size ${frame.size} exceeds the receiver's limit of ${this.#limits.maxSize} bytes`,
-      );
+      const reason = `declared size ${frame.size} exceeds the receiver's limit of ${this.#limits.maxSize} bytes`;
+      return this.#reject(slot, check.name, RejectCode.TooLarge, reason, report);
     }
     const offer: ValidOffer = {
       slot,
@@ -369,6 +382,7 @@ export class ReceiverMachine {
     };
     if (frame.mode !== undefined) offer.mode = frame.mode;
     if (frame.mtimeMs !== undefined) offer.mtimeMs = frame.mtimeMs;
+    if (frame.query) offer.query = true;
     this.#items.set(slot, { phase: 'deciding', offer });
     return [{ type: 'open', offer }];
   }
@@ -465,14 +479,14 @@ export class ReceiverMachine {
     return [...this.#reject(slot, name, code, reason), ...this.#fail(error, false)];
   }
 
-  #reject(slot: number, name: string, code: RejectCode, reason: string): ReceiverAction[] {
+  /** `report`: tell the driver an item was refused (not for the answer to a query). */
+  #reject(slot: number, name: string, code: RejectCode, reason: string, report = true): ReceiverAction[] {
     // A sender before v4 knows no "handler failed": it retries "receiver I/O" the same way.
     const wireCode =
       code === RejectCode.HandlerFailed && (this.#version ?? 1) < 4 ? RejectCode.ReceiverIo : code;
-    return [
-      { type: 'send', frame: { kind: Kind.Reject, slot, code: wireCode, reason } },
-      { type: 'rejected', slot, name, reason, final: !isRetryableReject(code) },
-    ];
+    const send: ReceiverAction = { type: 'send', frame: { kind: Kind.Reject, slot, code: wireCode, reason } };
+    if (!report) return [send];
+    return [send, { type: 'rejected', slot, name, reason, final: !isRetryableReject(code) }];
   }
 
   #violation(message: string, code: ErrorCode = ErrorCode.Malformed): ReceiverAction[] {

@@ -16,6 +16,8 @@ export interface ItemHeader {
   directory?: boolean;
   /** v3: a stream of unknown length, sent as CHUNKs and ended by a TRAILER. */
   stream?: boolean;
+  /** v4: only ask what the receiver would answer (a dry run); its answer settles the item. */
+  query?: boolean;
 }
 
 export type SenderEvent =
@@ -60,6 +62,7 @@ export class SenderItem {
     if (mtimeMs !== undefined) frame.mtimeMs = mtimeMs;
     if (this.#item.directory) frame.directory = true;
     if (stream) frame.stream = true;
+    if (this.#item.query) frame.query = true;
     return frame;
   }
 
@@ -98,7 +101,8 @@ export class SenderItem {
         if (!this.#item.stream && frame.offset > (this.#size ?? 0)) {
           throw new ProtocolError(`receiver holds ${frame.offset} bytes of a ${this.#size}-byte item`);
         }
-        this.#phase = 'sending';
+        // A query's ACCEPT is its whole answer: the receiver opened nothing.
+        this.#phase = this.#item.query ? 'done' : 'sending';
         this.#acked = frame.offset;
         return { type: 'accepted', offset: frame.offset, prefixHash: frame.prefixHash };
       case Kind.Ack:

@@ -244,7 +244,7 @@ export class Session {
     // A new message began (or a frame's payload did): its own deadline starts now.
     if (messages.length > 0 || this.#parser.partial !== this.#deadlineFor) this.#armDeadline();
     for (const message of messages) {
-      if (message.kind === Kind.Offer) this.#report.offered++;
+      if (message.kind === Kind.Offer && !message.query) this.#report.offered++;
       await this.#run(this.#machine.receive(message));
       if (this.#over) return;
     }
@@ -313,7 +313,9 @@ export class Session {
       writer.onDurable = (offset) => void this.#run(this.#machine.durable(offer.slot, offset));
       this.#writers.set(offer.slot, writer);
     }
-    if (decision.type === 'confirmed') this.#confirmed(offer.name, decision.size, decision.hash, true);
+    // A query's answer confirms nothing to anyone: it is not reported as an item.
+    if (decision.type === 'confirmed' && !offer.query)
+      this.#confirmed(offer.name, decision.size, decision.hash, true);
     await this.#run(this.#machine.decided(offer.slot, decision));
   }
 

@@ -11,7 +11,13 @@ import {
   RejectedError,
 } from '../errors.js';
 import { TRANSFER_ID_LEN } from '../protocol/constants.js';
-import { type Delivery, Sender, type SenderOptions, type TransferEvents } from './sender.js';
+import {
+  type Delivery,
+  type QueryVerdict,
+  Sender,
+  type SenderOptions,
+  type TransferEvents,
+} from './sender.js';
 import type { Source } from './sources.js';
 import { TransferIds } from './transfer-ids.js';
 
@@ -19,7 +25,9 @@ export type ItemOutcome =
   | { status: 'confirmed'; source: Source; delivery: Delivery; seconds: number }
   | { status: 'failed'; source: Source; error: AckshipError; seconds: number }
   /** The run stopped (Ctrl-C, a lost receiver) before this item was tried. */
-  | { status: 'not-started'; source: Source; seconds: 0 };
+  | { status: 'not-started'; source: Source; seconds: 0 }
+  /** --dry-run: what the receiver said it would do with the item; nothing was sent. */
+  | { status: 'checked'; source: Source; verdict: QueryVerdict; seconds: number };
 
 export interface JobReporter extends TransferEvents {
   finished(outcome: ItemOutcome): void;
@@ -29,6 +37,8 @@ export interface SendJobOptions extends Omit<SenderOptions, 'session'> {
   stateDir: string;
   /** Connections to spread the items over. */
   connections: number;
+  /** Only ask the receiver what it would do with each item (PROTOCOL.md §4.1); send nothing, keep no ids. */
+  dryRun?: boolean;
 }
 
 export interface JobSummary {
@@ -42,6 +52,16 @@ export interface JobSummary {
   seconds: number;
   connections: number;
   retries: number;
+  /** --dry-run: how the items were found, by verdict; `confirmed` is then 0. */
+  dryRun?: DryRunCounts;
+}
+
+export interface DryRunCounts {
+  wouldSend: number;
+  alreadyThere: number;
+  /** A file of the size with other bytes is under the name: refused unless the receiver overwrites. */
+  differs: number;
+  wouldRefuse: number;
 }
 
 /** Failures that concern one item only; anything else (the receiver is gone, Ctrl-C) ends the run. */
@@ -65,7 +85,7 @@ export async function sendJob(
   const started = performance.now();
   const keyOf = (source: Source) => source.identity && JSON.stringify([source.identity, source.name]);
   const keys = sources.map(keyOf).filter((key): key is string => key !== undefined);
-  const ids = await TransferIds.assign(options.stateDir, keys);
+  const ids = await TransferIds.assign(options.stateDir, keys, options.dryRun === true);
   const session = randomBytes(TRANSFER_ID_LEN);
   const lanes = Array.from({ length: options.connections }, () => new Sender({ ...options, session }));
   const outcomes: ItemOutcome[] = [];
@@ -88,6 +108,13 @@ export async function sendJob(
       const itemStarted = performance.now();
       let outcome: ItemOutcome;
       try {
+        if (options.dryRun) {
+          const verdict = await lane.query(source, id, events);
+          outcome = { status: 'checked', source, verdict, seconds: (performance.now() - itemStarted) / 1000 };
+          outcomes.push(outcome);
+          reporter.finished(outcome);
+          continue;
+        }
         const delivery = await lane.deliver(source, id, events);
         outcome = {
           status: 'confirmed',
@@ -123,19 +150,33 @@ export async function sendJob(
   }
   const confirmed = outcomes.filter((o) => o.status === 'confirmed');
   const failed = outcomes.filter((o) => o.status === 'failed');
+  const checked = outcomes.filter((o) => o.status === 'checked').length;
   return {
     outcomes,
     summary: {
       items: sources.length,
       confirmed: confirmed.length,
       failed: failed.length,
-      notStarted: outcomes.length - confirmed.length - failed.length,
+      notStarted: outcomes.length - confirmed.length - failed.length - checked,
       bytes: confirmed.reduce((sum, o) => sum + o.delivery.size, 0),
       seconds: (performance.now() - started) / 1000,
       connections: lanes.reduce((sum, lane) => sum + lane.connectionsOpened, 0),
       retries,
+      ...(options.dryRun && { dryRun: countVerdicts(outcomes) }),
     },
   };
+}
+
+function countVerdicts(outcomes: ItemOutcome[]): DryRunCounts {
+  const counts: DryRunCounts = { wouldSend: 0, alreadyThere: 0, differs: 0, wouldRefuse: 0 };
+  const field = {
+    'would-send': 'wouldSend',
+    'already-there': 'alreadyThere',
+    differs: 'differs',
+    'would-refuse': 'wouldRefuse',
+  } as const;
+  for (const o of outcomes) if (o.status === 'checked') counts[field[o.verdict.type]]++;
+  return counts;
 }
 
 /**
@@ -144,6 +185,13 @@ export async function sendJob(
  * confirmed; else partial.
  */
 export function jobError(sources: Source[], outcomes: ItemOutcome[]): AckshipError | undefined {
+  // A dry run that got every answer: refused ones make it 65, as a real run would be.
+  const checked = outcomes.filter((o) => o.status === 'checked');
+  if (checked.length === sources.length && sources.length > 0) {
+    const refused = checked.filter((o) => o.verdict.type === 'would-refuse').length;
+    if (refused === 0) return undefined;
+    return new RejectedError(`${refused} of ${sources.length} items would be refused`, 0);
+  }
   const confirmed = outcomes.filter((o) => o.status === 'confirmed').length;
   if (confirmed === sources.length) return undefined;
   const failures = outcomes.flatMap((o) => (o.status === 'failed' ? [o.error] : []));

@@ -18,7 +18,7 @@ import type { Address } from '../net-address.js';
 import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js';
 import { type OutgoingMessage, SenderMessage } from '../protocol/message-sender.js';
 import { printableName } from '../protocol/names.js';
-import { type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
+import { type ItemHeader, type SenderEvent, SenderItem } from '../protocol/sender-machine.js';
 import { ABORTED, untilAborted } from './abortable.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
 import { Connection, NoHelloError, type PeerTrust, type SlotLink } from './connection.js';
@@ -61,6 +61,14 @@ export interface TransferEvents {
 }
 
 type Tally = Pick<Delivery, 'bytesSent' | 'resumedFrom'>;
+
+/** What a dry run learns of an item (an OFFER query, PROTOCOL.md §4.1): nothing moved, nothing kept. */
+export type QueryVerdict =
+  | { type: 'would-send' }
+  | { type: 'already-there' }
+  /** The receiver holds a file of that size with other bytes under the name. */
+  | { type: 'differs' }
+  | { type: 'would-refuse'; reason: string };
 
 /** How to try one item: an attempt, and what the retry loop needs to know of it. */
 interface Attempts<T> {
@@ -168,6 +176,16 @@ export class Sender {
     return { ...value, attempts };
   }
 
+  /** A dry run of `source` under `id`: what the receiver would do with it, asked over the same connections. */
+  async query(source: Source, id: Buffer, events: TransferEvents = {}): Promise<QueryVerdict> {
+    const { value } = await this.#retrying({
+      signal: this.#options.signal,
+      run: (connection, link) => queryAttempt(connection, link, source, id),
+      retried: (attempt, err, delayMs) => events.retry?.(source, attempt, err, delayMs),
+    });
+    return value;
+  }
+
   /** Whether a connection is open and usable now. */
   get connected(): boolean {
     return this.#current?.usable === true;
@@ -252,14 +270,7 @@ export class Sender {
     events: TransferEvents,
   ): Promise<{ size: number; hash: bigint }> {
     const { size } = source;
-    const header = {
-      id,
-      size: source.size,
-      name: source.name,
-      mode: source.mode,
-      mtimeMs: source.mtimeMs,
-      directory: source.directory,
-    };
+    const header = itemHeader(source, id);
     if (source.directory && connection.version < 2) {
       throw new RejectedError(
         `the receiver speaks protocol version 1, which cannot create directory ${source.label}`,
@@ -300,6 +311,18 @@ export class Sender {
       }
     });
   }
+}
+
+/** What an OFFER says of a file or directory source. */
+function itemHeader(source: Source, id: Buffer): ItemHeader {
+  return {
+    id,
+    size: source.size,
+    name: source.name,
+    mode: source.mode,
+    mtimeMs: source.mtimeMs,
+    directory: source.directory,
+  };
 }
 
 /**
@@ -541,4 +564,37 @@ async function messageAttempt(
     throw new RejectedError(reason, answer.code);
   }
   return answer;
+}
+
+/** v4: an OFFER with the query flag; its one answer says what a real OFFER would meet. */
+async function queryAttempt(
+  connection: Connection,
+  link: SlotLink,
+  source: Source,
+  id: Buffer,
+): Promise<QueryVerdict> {
+  if (connection.version < 4) {
+    throw new HandshakeError(
+      `the receiver speaks protocol version ${connection.version}, which cannot answer --dry-run (it needs version 4)`,
+    );
+  }
+  // A stream's bytes are not known before they are read: it would be sent, whatever is there.
+  if (source.stream !== undefined) return { type: 'would-send' };
+  const item = new SenderItem(link.slot, { ...itemHeader(source, id), query: true });
+  await connection.send(item.offer());
+  const answer = item.receive(await link.next());
+  if (answer.type === 'rejected') return { type: 'would-refuse', reason: answer.reason };
+  if (answer.type === 'confirmed-earlier') return { type: 'already-there' };
+  if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after a query`);
+  // §7.3: a file of this size is under the name; whether it is ours, only our bytes can say.
+  if (source.directory || source.size === 0 || answer.offset !== source.size) return { type: 'would-send' };
+  const file = await open(source.path, 'r').catch((err: Error) => {
+    throw new InputError(`cannot read ${source.label}: ${err.message}`);
+  });
+  try {
+    const { start } = await resumePoint(file, answer.offset, answer.prefixHash);
+    return { type: start === source.size ? 'already-there' : 'differs' };
+  } finally {
+    await file.close();
+  }
 }

@@ -27,7 +27,10 @@ export class TransferIds {
   /** Earlier runs' files, and the keys each holds. */
   readonly #earlier: Array<{ file: string; keys: string[] }>;
 
-  private constructor(dir: string, earlier: Array<{ file: string; keys: string[] }>) {
+  readonly #readOnly: boolean;
+
+  private constructor(dir: string, earlier: Array<{ file: string; keys: string[] }>, readOnly: boolean) {
+    this.#readOnly = readOnly;
     this.#file = join(dir, `${Date.now()}-${randomBytes(6).toString('hex')}.json`);
     this.#earlier = earlier;
   }
@@ -35,9 +38,10 @@ export class TransferIds {
   /**
    * Assigns an id to every key: the one an earlier run left pending, or a new random one, and
    * records them all before any is offered. Without a writable state dir, retries within this
-   * run still resume; re-runs start over.
+   * run still resume; re-runs start over. `readOnly` (a dry run) reads the earlier runs' ids and
+   * writes nothing, now or at close.
    */
-  static async assign(stateDir: string, keys: string[]): Promise<TransferIds> {
+  static async assign(stateDir: string, keys: string[], readOnly = false): Promise<TransferIds> {
     const dir = join(stateDir, 'pending');
     const earlier: Array<{ file: string; keys: string[] }> = [];
     const known = new Map<string, string>();
@@ -47,11 +51,12 @@ export class TransferIds {
       earlier.push({ file: join(dir, name), keys: Object.keys(entries) });
       for (const [key, id] of Object.entries(entries)) known.set(key, id);
     }
-    const ids = new TransferIds(dir, earlier);
+    const ids = new TransferIds(dir, earlier, readOnly);
     for (const key of keys) {
       const id = known.get(key);
       ids.#ids.set(key, id !== undefined ? Buffer.from(id, 'hex') : randomBytes(TRANSFER_ID_LEN));
     }
+    if (readOnly) return ids;
     await mkdir(dir, { recursive: true, mode: 0o700 })
       .then(() => ids.#save())
       .catch(() => {});
@@ -71,6 +76,7 @@ export class TransferIds {
 
   /** Keeps what is still pending, for the next run; drops what this run took over. */
   async close(): Promise<void> {
+    if (this.#readOnly) return;
     try {
       if (this.#settled.size === this.#ids.size) await unlink(this.#file);
       else await this.#save();

@@ -11,6 +11,8 @@ import { defaultStateDir } from './transfer-ids.js';
 import { type FilterRule, treeFilter } from './tree-filter.js';
 
 export interface TransferOptions extends PeerOptions {
+  /** Ask the receiver what it would do with each item, and send nothing (needs a v4 receiver). */
+  dryRun?: boolean;
   connections?: number;
   /** Where unconfirmed transfer ids are kept so that a later run resumes. */
   stateDir?: string;
@@ -69,6 +71,7 @@ export async function transfer(
       {
         address,
         connections: options.connections ?? DEFAULTS.connections,
+        ...(options.dryRun && { dryRun: true }),
         ...senderTuning(options),
         signal,
         stateDir: options.stateDir ?? defaultStateDir(process.env),

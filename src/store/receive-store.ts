@@ -298,6 +298,7 @@ export class ReceiveStore implements ItemSink {
 
   /** §6: the answer to an OFFER, with the writer that takes its data when accepted. */
   async open(offer: ValidOffer): Promise<OpenResult> {
+    if (offer.query) return { decision: await this.#query(offer) };
     const claim = await this.#claims.claim(offer);
     if (claim === undefined) {
       return {
@@ -365,14 +366,39 @@ export class ReceiveStore implements ItemSink {
   }
 
   /**
+   * v4 (§4.1): what an OFFER of this item would be answered, without taking its id, creating a
+   * part, or placing anything: a dry run asks it before any data moves.
+   */
+  async #query(offer: ValidOffer): Promise<OfferDecision> {
+    const id = offer.id.toString('hex');
+    try {
+      const confirmed = await this.journal.get(id);
+      if (confirmed !== undefined) {
+        const again = await this.#confirmAgain(confirmed, offer, join(this.#partsDir, id), false);
+        if (again !== undefined) return again;
+      }
+      const there = offer.stream ? undefined : await this.placement.alreadyThere(offer, offer.size);
+      if (there !== undefined) return { type: 'accept', offset: offer.size, prefixHash: there.hash };
+      if (!offer.stream) await this.placement.check(offer);
+      return { type: 'accept', offset: 0, prefixHash: createHasher().digest() };
+    } catch (err) {
+      if (err instanceof PlacementRefused)
+        return { type: 'reject', code: err.rejectCode, reason: err.message };
+      const reason = `receiver could not check the item: ${errorMessage(err)}`;
+      return { type: 'reject', code: RejectCode.ReceiverIo, reason };
+    }
+  }
+
+  /**
    * Exactly once (§7): a confirmed id is confirmed again, finishing a placement a crash cut
-   * short, but only when the final name really holds the journalled item. When it does not (the
+   * short (unless `finish` is false), but only when the final name really holds the journalled item. When it does not (the
    * file was removed, or never reached the disk), undefined: the item is received anew.
    */
   async #confirmAgain(
     record: ConfirmedRecord,
     offer: ValidOffer,
     path: string,
+    finish = true,
   ): Promise<OfferDecision | undefined> {
     if ((!offer.stream && record.size !== offer.size) || record.name !== offer.name) {
       return {
@@ -382,9 +408,12 @@ export class ReceiveStore implements ItemSink {
       };
     }
     const hash = BigInt(`0x${record.hash}`);
-    if (offer.directory) await this.placement.makeDirectory(offer);
-    else if (await exists(path)) await this.placement.place(path, offer);
-    else if (!(await this.placement.holds(offer, record.size, hash))) return undefined;
+    // `finish`: complete a placement a crash cut short; a query only says that it would.
+    if (offer.directory) {
+      if (finish) await this.placement.makeDirectory(offer);
+    } else if (await exists(path)) {
+      if (finish) await this.placement.place(path, offer);
+    } else if (!(await this.placement.holds(offer, record.size, hash))) return undefined;
     return { type: 'confirmed', size: record.size, hash };
   }
 

@@ -3,7 +3,7 @@
 // lines no wider than the terminal, at 120 and at 60 columns.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { BIN, hasCommand, startReceiver, tempDir } from './support/cli.js';
@@ -51,7 +51,26 @@ function terminal(t: TestContext, columns: number, cwd: string) {
       tmux('send-keys', 'clear', 'Enter');
       tmux('clear-history');
     },
+    /** Types `keys` (tmux key names: text, Enter, C-d) into whatever runs now. */
+    keys(...keys: string[]): void {
+      tmux('send-keys', ...keys);
+    },
+    /** Types `command` and Enter without waiting; the returned function waits for it to finish. */
+    start(command: string): () => void {
+      const channel = `done-${runs++}`;
+      tmux('send-keys', `${command}; tmux -L ${socket} wait-for -S ${channel}`, 'Enter');
+      return () => tmux('wait-for', channel);
+    },
   };
+}
+
+/** Resolves once `term`'s screen has a line matching `pattern` (tmux tells no event for it: polled). */
+async function screenShows(term: ReturnType<typeof terminal>, pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (term.screen().some((l) => pattern.test(l))) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.fail(`never on the screen: ${pattern}: ${JSON.stringify(term.screen())}`);
 }
 
 /** Nothing of a progress bar: no bar glyphs, no percentage, no ETA. */
@@ -113,4 +132,22 @@ describe('in a terminal (tmux)', { skip }, () => {
         );
     });
   }
+
+  test('send - with stdin a terminal says it reads the terminal, and sends what is typed', async (t) => {
+    const dir = await tempDir(t);
+    const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
+    const term = terminal(t, 120, dir);
+    term.clear();
+    const finished = term.start(
+      `ACKSHIP_STATE_DIR=${join(dir, 'state')} ${process.execPath} ${BIN} send 127.0.0.1:${receiver.port} - --name typed.txt`,
+    );
+    await screenShows(term, /^ackship: reading stdin from the terminal; end it with Ctrl-D/);
+    term.keys('typed by hand', 'Enter', 'C-d');
+    finished();
+    assert.ok(
+      term.screen().some((l) => /^confirmed typed\.txt \(14 B, /.test(l)),
+      JSON.stringify(term.screen()),
+    );
+    assert.equal(await readFile(join(dir, 'out', 'typed.txt'), 'utf8'), 'typed by hand\n');
+  });
 });

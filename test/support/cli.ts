@@ -12,7 +12,9 @@ export const BIN = fileURLToPath(new URL('../../../bin/run.js', import.meta.url)
 /** A temp dir removed when the test ends. */
 export async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'ackship-test-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Hooks run in the order they were added, so a receiver started later may still be placing an
+  // item while this runs: rm retries a directory that filled again under it (ENOTEMPTY).
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 5 }));
   return dir;
 }
 

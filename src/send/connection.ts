@@ -1,21 +1,14 @@
-// One sender connection (PROTOCOL.md §2, §6): connect, exchange hellos, announce the run's
-// session, then carry up to a window of items at once. Frames from the receiver are routed to
-// their item by slot; every way the connection can die becomes one typed error for all of them.
+// One sender connection (PROTOCOL.md §2, §6): the socket, timer and queues around the
+// connection's state machine (src/protocol/sender-connection.ts), which holds the rules of the
+// handshake, the deadlines and the routing of frames to their item by slot. Every way the
+// connection can die becomes one typed error for all of its items.
 import type { Socket } from 'node:net';
-import {
-  AuthError,
-  HandshakeError,
-  NoSuchHostError,
-  PeerError,
-  ProtocolError,
-  TransientError,
-} from '../errors.js';
+import { AuthError, NoSuchHostError, TransientError } from '../errors.js';
 import { type Address, formatAddress } from '../net-address.js';
-import { SecretProof } from '../protocol/auth.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
-import { ErrorCode, Kind, maxOpenItems, Role } from '../protocol/constants.js';
-import { FrameParser, type Incoming } from '../protocol/frame-parser.js';
-import { negotiate, ourHello } from '../protocol/handshake.js';
+import { Kind } from '../protocol/constants.js';
+import { FrameParser } from '../protocol/frame-parser.js';
+import { SenderConnection, type SenderConnectionAction } from '../protocol/sender-connection.js';
 import { type ClientTls, connectTo, tlsFailure } from '../transport.js';
 import { AsyncQueue } from './async-queue.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -45,66 +38,70 @@ function lookupFailure(err: NodeJS.ErrnoException, host: string): NoSuchHostErro
   );
 }
 
-/** The peer took the connection and sent no hello in time: retried, unless it never did (sender.ts). */
-export class NoHelloError extends TransientError {}
+/** Milliseconds on a monotonic clock: the machine's `now`. */
+const now = () => performance.now();
 
 export class Connection {
   readonly #socket: Socket;
   readonly #parser = new FrameParser();
-  /** The hello, and with a shared secret the receiver's CHALLENGE and PROOF (§2.1). */
-  readonly #handshake = new AsyncQueue<Incoming>();
-  #proof: SecretProof | undefined;
-  #opened = false;
-  readonly #tls: boolean;
-  #helloSeen = false;
+  readonly #machine: SenderConnection;
+  /** Settles when the handshake is over, or failed. */
+  readonly #opened: Promise<void>;
+  #resolveOpened: () => void = () => {};
+  #rejectOpened: (err: Error) => void = () => {};
+  #timer: NodeJS.Timeout | undefined;
   readonly #slots = new Map<number, AsyncQueue<Frame>>();
-  readonly #freeSlots: number[] = [];
   readonly #slotWaiters: Array<() => void> = [];
   readonly #signal: AbortSignal;
-  readonly #onAbort = () => this.#fail(this.#signal.reason as Error);
+  readonly #onAbort = () => this.#apply(this.#machine.fail(this.#signal.reason as Error));
   #dataLock: Promise<void> = Promise.resolve();
   #error: Error | undefined;
-  #version = 1;
   /** --limit-rate, shared by every connection of the run. */
-  #limiter: RateLimiter | undefined;
+  readonly #limiter: RateLimiter | undefined;
 
   private constructor(
     socket: Socket,
-    timeoutMs: number,
-    address: Address,
+    machine: SenderConnection,
+    host: string,
     signal: AbortSignal,
-    tls: boolean,
+    limiter: RateLimiter | undefined,
   ) {
-    const peer = formatAddress(address);
-    this.#tls = tls;
     this.#socket = socket;
+    this.#machine = machine;
     this.#signal = signal;
+    this.#limiter = limiter;
+    this.#opened = new Promise((resolve, reject) => {
+      this.#resolveOpened = resolve;
+      this.#rejectOpened = reject;
+    });
+    this.#opened.catch(() => {}); // open() awaits it; a later failure reaches the items instead
     // An abort (Ctrl-C) ends the connection at once; the receiver keeps the partials for a resume.
     signal.addEventListener('abort', this.#onAbort, { once: true });
-    if (signal.aborted) this.#onAbort();
     socket.setNoDelay(true);
-    socket.setTimeout(timeoutMs, () => {
-      this.#fail(new TransientError(`${peer} was silent for ${timeoutMs / 1000} s`));
-    });
+    socket.once('connect', () => machine.connected(now()));
     socket.on('data', (chunk: Buffer) => {
+      const at = now();
+      machine.activity(at);
       try {
-        for (const message of this.#parser.push(chunk)) this.#route(message);
+        for (const message of this.#parser.push(chunk)) this.#apply(machine.receive(message, at));
       } catch (err) {
-        this.#fail(err as Error);
+        this.#apply(machine.fail(err as Error));
       }
     });
     socket.on('error', (err: NodeJS.ErrnoException) =>
-      this.#fail(
-        err instanceof AuthError
-          ? err
-          : (lookupFailure(err, address.host) ??
-              tlsFailure(err) ??
-              new TransientError(`connection to ${peer} failed: ${err.message}`)),
+      this.#apply(
+        machine.fail(
+          err instanceof AuthError
+            ? err
+            : (lookupFailure(err, host) ??
+                tlsFailure(err) ??
+                new TransientError(`connection to ${machine.peer} failed: ${err.message}`)),
+        ),
       ),
     );
-    socket.on('close', () =>
-      this.#fail(new TransientError(`${peer} closed the connection${this.#closeHint()}`)),
-    );
+    socket.on('close', () => this.#apply(machine.closed()));
+    this.#arm();
+    if (signal.aborted) this.#onAbort();
   }
 
   /**
@@ -120,78 +117,35 @@ export class Connection {
     limiter?: RateLimiter,
   ): Promise<Connection> {
     const { secret, tls } = trust;
-    const peer = formatAddress(address);
-    const socket = connectTo(address, tls);
-    const connection = new Connection(socket, timeouts.idleMs, address, signal, tls !== undefined);
-    connection.#limiter = limiter;
-    // An ackship receiver sends its hello as soon as it accepts (§2), even when too busy to
-    // serve: a peer that took the connection and stays silent is something else, or a receiver
-    // whose kernel queued the connection while the program could not accept it (overload).
-    const connectS = timeouts.connectMs / 1000;
-    const helloDue = setTimeout(() => {
-      connection.#fail(
-        socket.connecting
-          ? new TransientError(`could not connect to ${peer} within ${connectS} s (--connect-timeout)`)
-          : new NoHelloError(
-              `${peer} accepted the connection but sent no ackship hello within ${connectS} s`,
-            ),
-      );
-    }, timeouts.connectMs);
+    const machine = new SenderConnection(
+      {
+        peer: formatAddress(address),
+        session,
+        ...(secret !== undefined && { secret }),
+        tls: tls !== undefined,
+        connectTimeoutMs: timeouts.connectMs,
+        idleTimeoutMs: timeouts.idleMs,
+      },
+      now(),
+    );
+    const connection = new Connection(connectTo(address, tls), machine, address.host, signal, limiter);
     try {
-      const hello = ourHello(Role.Sender, secret !== undefined);
-      connection.#socket.write(encodeHello(hello));
-      const first = await connection.#handshake.next();
-      clearTimeout(helloDue);
-      if (first.kind !== 'hello') throw new HandshakeError('receiver sent a frame before its hello');
-      connection.#helloSeen = true;
-      connection.#version = negotiate(hello, first.hello);
-      if (secret !== undefined) await connection.#prove(secret);
-      connection.#opened = true;
-      for (let slot = 0; slot < connection.window; slot++) connection.#freeSlots.push(slot);
-      if (connection.#version >= 2) await connection.send({ kind: Kind.Session, id: session });
+      connection.#socket.write(encodeHello(machine.hello()));
+      await connection.#opened;
       return connection;
     } catch (err) {
-      clearTimeout(helloDue);
       connection.close();
       throw err;
     }
   }
 
-  /**
-   * §2.1: both ends prove the shared secret before anything else is sent; we offer nothing to a
-   * receiver that has not proved it.
-   */
-  async #prove(secret: Buffer): Promise<void> {
-    const proof = new SecretProof(secret, Role.Sender, this.#version);
-    this.#proof = proof;
-    await this.send(proof.challenge());
-    const challenge = await this.#handshake.next();
-    if (challenge.kind !== Kind.Challenge) throw this.#handshakeFrame(challenge, 'CHALLENGE');
-    await this.send(proof.answer(challenge));
-    const answer = await this.#handshake.next();
-    if (answer.kind !== Kind.Proof) throw this.#handshakeFrame(answer, 'PROOF');
-    proof.check(answer);
-  }
-
-  #handshakeFrame(frame: Incoming, expected: string): Error {
-    return new AuthError(`the receiver sent frame kind ${frame.kind} where its ${expected} was due`);
-  }
-
-  /** A receiver that hangs up before its hello may speak TLS where we do not, or the reverse. */
-  #closeHint(): string {
-    if (this.#helloSeen) return '';
-    return this.#tls
-      ? ' before its hello (is it serving TLS, with --tls-cert?)'
-      : ' before its hello (if it serves TLS, give --tls-ca or --tls-fingerprint)';
-  }
-
   get version(): number {
-    return this.#version;
+    return this.#machine.version;
   }
 
   /** Items this connection may carry at once (§6). */
   get window(): number {
-    return maxOpenItems(this.#version);
+    return this.#machine.window;
   }
 
   /** False once the connection failed: its items fail, and new ones need a new connection. */
@@ -201,19 +155,23 @@ export class Connection {
 
   /** Runs `work` with a slot of its own, waiting while the window is full. */
   async withSlot<T>(work: (link: SlotLink) => Promise<T>): Promise<T> {
-    while (this.#freeSlots.length === 0) {
+    let slot = this.#machine.openSlot();
+    while (slot === undefined) {
       if (this.#error !== undefined) throw this.#error;
       await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+      slot = this.#machine.openSlot();
     }
-    if (this.#error !== undefined) throw this.#error;
-    const slot = this.#freeSlots.shift() as number;
+    if (this.#error !== undefined) {
+      this.#machine.releaseSlot(slot);
+      throw this.#error;
+    }
     const queue = new AsyncQueue<Frame>();
     this.#slots.set(slot, queue);
     try {
       return await work({ slot, next: () => queue.next(), poll: () => queue.poll() });
     } finally {
       this.#slots.delete(slot);
-      this.#freeSlots.push(slot);
+      this.#machine.releaseSlot(slot);
       this.#slotWaiters.shift()?.();
     }
   }
@@ -260,7 +218,7 @@ export class Connection {
       this.#socket.cork();
       parts.forEach((part, i) => {
         const last = i === parts.length - 1;
-        room = this.#socket.write(part, last ? (err) => (err ? reject(err) : resolve()) : undefined);
+        room = this.#socket.write(part, last ? (err) => this.#written(err, resolve, reject) : undefined);
       });
       this.#socket.uncork();
     }).catch(() => {
@@ -273,58 +231,73 @@ export class Connection {
     await written;
   }
 
+  /** A write reached the kernel: the connection is moving, whatever the receiver says. */
+  #written(err: Error | null | undefined, resolve: () => void, reject: (err: Error) => void): void {
+    if (err) {
+      reject(err);
+      return;
+    }
+    this.#machine.activity(now());
+    resolve();
+  }
+
   /**
    * Drops the connection because one item cannot go on (its file changed mid-send): the
    * receiver still holds that item open, so its slot is unusable. The other items retry.
    */
   abort(reason: Error): void {
-    this.#fail(new TransientError(`connection dropped after an item failed: ${reason.message}`));
+    this.#apply(
+      this.#machine.fail(new TransientError(`connection dropped after an item failed: ${reason.message}`)),
+    );
   }
 
   /** Ends the connection cleanly: the receiver sees the session end after our last frame. */
   close(): void {
-    this.#signal.removeEventListener('abort', this.#onAbort);
-    this.#fail(new TransientError('connection closed'), false);
+    this.#apply(this.#machine.fail(new TransientError('connection closed')), false);
     this.#socket.end();
     // Waiting for the receiver's FIN would only delay our exit; the kernel sends ours regardless.
     this.#socket.unref();
   }
 
-  #route(message: Incoming): void {
-    if (message.kind === 'hello' || message.kind === Kind.Challenge || message.kind === Kind.Proof) {
-      if (this.#opened) {
-        this.#fail(
-          new ProtocolError(`receiver sent a handshake message after the handshake`, ErrorCode.Unexpected),
-        );
-      } else this.#handshake.push(message);
-      return;
-    }
-    if (message.kind === Kind.Error) {
-      this.#fail(new PeerError(`receiver ended the session: ${message.message}`, message.code));
-      return;
-    }
-    if (message.kind === Kind.Confirm || message.kind === Kind.Result) {
-      // §2.1: with a shared secret a confirmation counts only with its tag; without, it has none.
-      if (this.#proof !== undefined) this.#proof.verify(message);
-      else if (message.tag !== undefined)
-        throw new ProtocolError('a confirmation carries a tag in a session without a secret');
-    }
-    const queue = 'slot' in message ? this.#slots.get(message.slot) : undefined;
-    if (queue === undefined) {
-      this.#fail(
-        new ProtocolError(`receiver sent frame kind ${message.kind} for no open item`, ErrorCode.Unexpected),
-      );
-      return;
-    }
-    queue.push(message);
+  /** Wakes the machine at its next deadline; it says whether the deadline still stands. */
+  #arm(): void {
+    clearTimeout(this.#timer);
+    const due = this.#machine.nextDeadline();
+    if (due === undefined) return;
+    this.#timer = setTimeout(
+      () => {
+        this.#apply(this.#machine.timeout(now()));
+        this.#arm();
+      },
+      Math.max(0, due - now()),
+    );
   }
 
-  #fail(err: Error, destroy = true): void {
-    if (this.#error !== undefined) return;
+  /** `destroy`: a failure drops the socket at once; a clean close lets our last frames go first. */
+  #apply(actions: SenderConnectionAction[], destroy = true): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send':
+          for (const part of encodeFrame(action.frame)) this.#socket.write(part);
+          break;
+        case 'open':
+          this.#resolveOpened();
+          break;
+        case 'deliver':
+          this.#slots.get(action.slot)?.push(action.frame);
+          break;
+        case 'fail':
+          this.#fail(action.error, destroy);
+      }
+    }
+  }
+
+  #fail(err: Error, destroy: boolean): void {
     this.#error = err;
+    clearTimeout(this.#timer);
     this.#signal.removeEventListener('abort', this.#onAbort);
     if (destroy) this.#socket.destroy();
-    this.#handshake.fail(err);
+    this.#rejectOpened(err);
     for (const queue of this.#slots.values()) queue.fail(err);
     for (const wake of this.#slotWaiters.splice(0)) wake();
   }

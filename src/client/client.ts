@@ -200,7 +200,9 @@ export class AckshipClient {
         dispose();
       });
     this.#pending.add(settled);
-    const result = await untilAborted(work, signal);
+    // The client's own abort fails its connections, and with them this work, at once: only a
+    // call's own signal needs watching (a listener per call was a twentieth of the client's time).
+    const result = signal === this.#signal ? await work : await untilAborted(work, signal);
     if (result === ABORTED) throw signal.reason;
     return {
       id: item.key,

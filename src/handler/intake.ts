@@ -14,7 +14,13 @@ export class PayloadError extends Error {}
 export class Intake {
   readonly size: number;
   readonly #hasher = createHasher();
-  readonly #stream: Readable;
+  /**
+   * What arrived before the handler took the payload (at most BUFFERED bytes of it), and all of
+   * it once the handler asked for bytes(): no stream exists unless the handler asks for one.
+   */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #stream: Readable | undefined;
   #received = 0;
   /** The handler is done with the payload (it settled): what still comes is hashed, not kept. */
   #released = false;
@@ -26,9 +32,6 @@ export class Intake {
 
   constructor(size: number) {
     this.size = size;
-    this.#stream = new Readable({ highWaterMark: BUFFERED, read: () => this.#wake() });
-    // Its errors are for a handler that reads it; one that does not must not crash the receiver.
-    this.#stream.on('error', () => {});
     this.verified = new Promise((resolve, reject) => {
       this.#verified = { resolve, reject };
     });
@@ -38,15 +41,25 @@ export class Intake {
   /** The payload as it arrives: ends after END matched, errors if it did not or the sender vanished. */
   stream(): Readable {
     this.#consume('stream');
-    return this.#stream;
+    const stream = new Readable({ highWaterMark: BUFFERED, read: () => this.#wake() });
+    // Its errors are for a handler that reads it; one that does not must not crash the receiver.
+    stream.on('error', () => {});
+    for (const chunk of this.#pending.splice(0)) stream.push(chunk);
+    this.#pendingBytes = 0;
+    this.#stream = stream;
+    this.verified.then(
+      () => stream.push(null),
+      (err: Error) => stream.destroy(err),
+    );
+    return stream;
   }
 
   /** The whole payload, once it arrived and matched END. */
   async bytes(): Promise<Buffer> {
     this.#consume('bytes');
-    const chunks: Buffer[] = [];
-    for await (const chunk of this.#stream) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks, this.size);
+    this.#wake(); // the size was declared and bounded: all of it may wait in memory now
+    await this.verified;
+    return Buffer.concat(this.#pending, this.#received);
   }
 
   #consume(how: 'stream' | 'bytes'): void {
@@ -59,8 +72,15 @@ export class Intake {
   async write(payload: Buffer): Promise<void> {
     this.#hasher.update(payload);
     this.#received += payload.length;
-    if (this.#released || this.#stream.destroyed) return;
-    if (!this.#stream.push(payload)) await new Promise<void>((resolve) => (this.#room = resolve));
+    if (this.#released) return;
+    if (this.#stream !== undefined) {
+      if (this.#stream.destroyed || this.#stream.push(payload)) return;
+    } else {
+      this.#pending.push(payload);
+      this.#pendingBytes += payload.length;
+      if (this.#consumed === 'bytes' || this.#pendingBytes < BUFFERED) return;
+    }
+    await new Promise<void>((resolve) => (this.#room = resolve));
   }
 
   /** END: the payload is whole; it counts only if its hash is `expected`. */
@@ -71,7 +91,6 @@ export class Intake {
       return false;
     }
     this.#verified.resolve(actual);
-    if (!this.#released && !this.#stream.destroyed) this.#stream.push(null);
     return true;
   }
 
@@ -83,12 +102,12 @@ export class Intake {
   /** The handler settled: nothing more is kept for it, and nothing waits on it. */
   release(): void {
     this.#released = true;
+    this.#pending = [];
     this.#wake();
   }
 
   #fail(err: Error): void {
     this.#verified.reject(err);
-    this.#stream.destroy(err);
     this.#wake();
   }
 

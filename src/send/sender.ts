@@ -556,7 +556,7 @@ async function messageAttempt(
   }
   const item = new SenderMessage(link.slot, message);
   // One message's frames are never interleaved with another's: the receiver hands them on in order.
-  await connection.exclusive(() => connection.sendAll(item.frames()));
+  await connection.sendAll(item.frames());
   const answer = item.receive(await link.next());
   if (answer.type === 'rejected') {
     const what = message.name === '' ? `message ${JSON.stringify(message.key)}` : printableName(message.name);

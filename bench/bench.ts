@@ -373,12 +373,21 @@ try {
       fmt(results.peakRssMiB.receiverRatio),
       '<= 1.2',
     ],
-    ...messages.map((m) => [
-      `${m.measure}; TCP connections ${m.connections.ackship} vs ${m.connections.raw}`,
-      fmt(m.ackship, 0),
-      fmt(m.raw, 0),
-      fmt(m.ratio),
-      m.goal,
+    ...messages.flatMap((m) => [
+      [
+        `${m.measure}; TCP connections ${m.connections.ackship} vs ${m.connections.raw}`,
+        fmt(m.ackship, 0),
+        fmt(m.raw, 0),
+        fmt(m.ratio),
+        m.goal,
+      ],
+      [
+        '  peak RSS sender / receiver (MiB)',
+        `${m.rssMiB.ackship.sender} / ${m.rssMiB.ackship.receiver}`,
+        `${m.rssMiB.raw.sender} / ${m.rssMiB.raw.receiver}`,
+        '',
+        '',
+      ],
     ]),
     [
       '--version vs node -e 0 (s)',

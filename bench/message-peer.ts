@@ -2,7 +2,8 @@
 //   message-peer.js handler [STATE_DIR]   serve({ handler }) with an in-memory handler (durable dedup with STATE_DIR)
 //   message-peer.js raw [fsync]           a raw Node server: u32 length + payload in, 1 byte ack out per message;
 //                                         with fsync, one fdatasync of a log per batch of acks
-// Each prints "connections N" on stdout when it gets SIGTERM, then exits.
+// Each prints "connections N rss KIB" (connections accepted, its peak RSS) on stdout when it gets
+// SIGTERM, then exits.
 import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ let connections = 0;
 const stop = (close: () => Promise<void> | void) =>
   process.on('SIGTERM', async () => {
     await close();
-    console.log(`connections ${connections}`);
+    console.log(`connections ${connections} rss ${process.resourceUsage().maxRSS}`);
     process.exit(0);
   });
 

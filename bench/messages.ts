@@ -1,28 +1,32 @@
 // The message rows of `npm run bench` (issue 12): one client, 64+ messages in flight, against a
 // raw Node socket that acks each message with one byte, pipelined as deep; the same with durable
 // dedup against raw with one fdatasync per batch; 4 MiB chunks from Buffers. Also the TCP
-// connections each receiver accepted during the run.
+// connections each receiver accepted during the run, and the peak RSS of every end: each end is
+// a child process of its own.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect } from '../src/index.js';
 
-const PEER = fileURLToPath(new URL('message-peer.js', import.meta.url));
-const DEPTH = 64;
+const RECEIVER = fileURLToPath(new URL('message-peer.js', import.meta.url));
+const SENDER = fileURLToPath(new URL('message-sender.js', import.meta.url));
+
+/** What a receiving end says when it stops. */
+interface PeerReport {
+  connections: number;
+  rssKiB: number;
+}
 
 interface Peer {
   child: ChildProcess;
   port: number;
-  /** Stops it; resolves with the connections it accepted. */
-  stop(): Promise<number>;
+  stop(): Promise<PeerReport>;
 }
 
 async function startPeer(args: string[]): Promise<Peer> {
-  const child = spawn(process.execPath, [PEER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [RECEIVER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     out += chunk;
@@ -35,54 +39,29 @@ async function startPeer(args: string[]): Promise<Peer> {
     async stop() {
       child.kill('SIGTERM');
       await once(child, 'close');
-      return Number(/connections (\d+)/.exec(out)?.[1]);
+      const [, connections, rssKiB] = /connections (\d+) rss (\d+)/.exec(out) ?? [];
+      return { connections: Number(connections), rssKiB: Number(rssKiB) };
     },
   };
 }
 
-/** Messages a second through ackship's client, DEPTH (or more) in flight. */
-async function ackshipRate(port: number, count: number, size: number): Promise<number> {
-  const client = await connect(`127.0.0.1:${port}`, { maxInFlight: 256 });
-  const data = Buffer.alloc(size, 7);
-  const began = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 256 }, async () => {
-      while (next < count) await client.send({ id: `m${next++}`, data });
-    }),
-  );
-  const seconds = (performance.now() - began) / 1000;
-  await client.close();
-  return count / seconds;
-}
-
-/** Messages a second over one raw socket: u32 length + payload, 1-byte ack each, DEPTH in flight. */
-async function rawRate(port: number, count: number, size: number): Promise<number> {
-  const socket = tcpConnect({ host: '127.0.0.1', port });
-  await once(socket, 'connect');
-  socket.setNoDelay(true);
-  const frame = Buffer.alloc(4 + size, 7);
-  frame.writeUInt32BE(size, 0);
-  const began = performance.now();
-  let sent = 0;
-  let acked = 0;
-  await new Promise<void>((resolve) => {
-    const fill = () => {
-      while (sent < count && sent - acked < DEPTH) {
-        socket.write(frame);
-        sent++;
-      }
-    };
-    socket.on('data', (acks: Buffer) => {
-      acked += acks.length;
-      if (acked >= count) resolve();
-      else fill();
-    });
-    fill();
+/** Runs one sending end to the end; its rate and its peak RSS. */
+async function runSender(
+  mode: 'ackship' | 'raw',
+  port: number,
+  count: number,
+  size: number,
+): Promise<{ perSecond: number; rssKiB: number }> {
+  const child = spawn(process.execPath, [SENDER, mode, String(port), String(count), String(size)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const seconds = (performance.now() - began) / 1000;
-  socket.destroy();
-  return count / seconds;
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk;
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`the ${mode} message sender exited with ${code}`);
+  return JSON.parse(out);
 }
 
 export interface MessageRow {
@@ -92,7 +71,11 @@ export interface MessageRow {
   ratio: number;
   goal: string;
   connections: { ackship: number; raw: number };
+  /** Peak RSS of each end, in MiB. */
+  rssMiB: { ackship: { sender: number; receiver: number }; raw: { sender: number; receiver: number } };
 }
+
+const mib = (kib: number) => Math.round(kib / 1024);
 
 async function row(
   measure: string,
@@ -104,18 +87,22 @@ async function row(
   perSecond: (n: number) => number = (n) => n,
 ): Promise<MessageRow> {
   const peer = await startPeer(ackshipArgs);
-  const ackship = perSecond(await ackshipRate(peer.port, count, size));
-  const ackshipConnections = await peer.stop();
+  const ours = await runSender('ackship', peer.port, count, size);
+  const ourReceiver = await peer.stop();
   const raw = await startPeer(rawArgs);
-  const baseline = perSecond(await rawRate(raw.port, count, size));
-  const rawConnections = await raw.stop();
+  const theirs = await runSender('raw', raw.port, count, size);
+  const rawReceiver = await raw.stop();
   return {
     measure,
-    ackship,
-    raw: baseline,
-    ratio: ackship / baseline,
+    ackship: perSecond(ours.perSecond),
+    raw: perSecond(theirs.perSecond),
+    ratio: ours.perSecond / theirs.perSecond,
     goal,
-    connections: { ackship: ackshipConnections, raw: rawConnections },
+    connections: { ackship: ourReceiver.connections, raw: rawReceiver.connections },
+    rssMiB: {
+      ackship: { sender: mib(ours.rssKiB), receiver: mib(ourReceiver.rssKiB) },
+      raw: { sender: mib(theirs.rssKiB), receiver: mib(rawReceiver.rssKiB) },
+    },
   };
 }
 
@@ -158,6 +145,6 @@ export async function messageRows(count: number): Promise<MessageRow[]> {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const r of await messageRows(Number(process.argv[2] ?? 20000)))
     console.log(
-      `${r.measure}: ackship ${r.ackship.toFixed(0)}, raw ${r.raw.toFixed(0)}, ratio ${r.ratio.toFixed(2)} (goal ${r.goal}); connections ${r.connections.ackship} / ${r.connections.raw}`,
+      `${r.measure}: ackship ${r.ackship.toFixed(0)}, raw ${r.raw.toFixed(0)}, ratio ${r.ratio.toFixed(2)} (goal ${r.goal}); connections ${r.connections.ackship} / ${r.connections.raw}; peak RSS MiB sender/receiver ${r.rssMiB.ackship.sender}/${r.rssMiB.ackship.receiver}, raw ${r.rssMiB.raw.sender}/${r.rssMiB.raw.receiver}`,
     );
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
-import { type AddressInfo, connect, createServer } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { ExitCode } from '../src/errors.js';
@@ -253,6 +253,46 @@ describe('peers that do not speak ackship', () => {
       sent.stderr,
       new RegExp(`^ackship: peer speaks protocol versions 9-9, we speak 1-${MAX_VERSION}$`, 'm'),
     );
+  });
+});
+
+describe('silent peers', () => {
+  // The connect deadline ends with the hello; a shorter --timeout must take over from there, not
+  // wait for --connect-timeout (the bound on this test is 30 s; the connect timeout is 300 s).
+  test('a receiver silent after its hello is given up after --timeout, even one shorter than --connect-timeout', {
+    timeout: 30_000,
+  }, async (t) => {
+    const dir = await tempDir(t);
+    const sockets: Socket[] = [];
+    const server = createServer((s) => {
+      sockets.push(s);
+      s.on('error', () => {});
+      s.write(encodeHello({ minVersion: 1, maxVersion: MAX_VERSION, role: Role.Receiver }));
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => {
+      server.close();
+      for (const socket of sockets) socket.destroy();
+    });
+    await writeFile(join(dir, 'f'), 'x');
+    const port = (server.address() as AddressInfo).port;
+    const sent = await run(
+      t,
+      [
+        'send',
+        `127.0.0.1:${port}`,
+        join(dir, 'f'),
+        '--timeout',
+        '1',
+        '--connect-timeout',
+        '300',
+        '--retries',
+        '0',
+      ],
+      { env: { ACKSHIP_STATE_DIR: join(dir, 'state') } },
+    );
+    assert.equal(sent.code, ExitCode.Unconfirmed, sent.stderr);
+    assert.match(sent.stderr, /was silent for 1 s/);
   });
 });
 

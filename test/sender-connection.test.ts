@@ -214,6 +214,15 @@ describe('sender connection deadlines', () => {
     assert.match(error.message, /accepted the connection but sent no ackship hello within 2 s/);
   });
 
+  test('before the hello too, silence for a --timeout shorter than --connect-timeout fails it (retried)', () => {
+    const sender = new SenderConnection(options({ connectTimeoutMs: 60_000, idleTimeoutMs: 3_000 }), 0);
+    sender.connected(500);
+    assert.equal(sender.nextDeadline(), 3_500);
+    const error = failure(sender.timeout(3_500));
+    assert.ok(error instanceof TransientError && !(error instanceof NoHelloError));
+    assert.equal(error.message, 'r.example:9000 was silent for 3 s');
+  });
+
   test('once greeted, silence either way for --timeout fails it; any activity moves the deadline', () => {
     const sender = new SenderConnection(options(), 0);
     const [hello] = across([encodeHello(new ReceiverMachine(limits).hello())]);

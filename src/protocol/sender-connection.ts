@@ -96,11 +96,16 @@ export class SenderConnection {
     this.#lastActivity = now;
   }
 
-  /** When the driver must call `timeout()` next; undefined once failed. */
+  /**
+   * When the driver must call `timeout()` next; undefined once failed. Activity moves it later;
+   * the hello may move it sooner (a --timeout shorter than --connect-timeout).
+   */
   nextDeadline(): number | undefined {
     if (this.#phase === 'failed') return undefined;
-    if (this.#phase === 'hello') return this.#helloDue;
-    return this.#lastActivity + this.#options.idleTimeoutMs;
+    const silence = this.#lastActivity + this.#options.idleTimeoutMs;
+    // Silence counts from the start too: a connection an overloaded receiver's kernel queued is
+    // retried after --timeout, whatever --connect-timeout says (the stress's backlog scenario).
+    return this.#phase === 'hello' ? Math.min(this.#helloDue, silence) : silence;
   }
 
   /** The clock reached or passed `nextDeadline()` (a timer may fire late or early). */
@@ -108,7 +113,7 @@ export class SenderConnection {
     const due = this.nextDeadline();
     if (due === undefined || now < due) return [];
     const { peer, connectTimeoutMs, idleTimeoutMs } = this.#options;
-    if (this.#phase !== 'hello') {
+    if (this.#phase !== 'hello' || now < this.#helloDue) {
       return this.#fail(new TransientError(`${peer} was silent for ${idleTimeoutMs / 1000} s`));
     }
     // An ackship receiver sends its hello as soon as it accepts (§2), even when too busy to

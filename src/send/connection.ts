@@ -50,6 +50,8 @@ export class Connection {
   #resolveOpened: () => void = () => {};
   #rejectOpened: (err: Error) => void = () => {};
   #timer: NodeJS.Timeout | undefined;
+  /** The deadline the timer is set for: activity moves deadlines later, a phase may move them sooner. */
+  #armedFor = Number.POSITIVE_INFINITY;
   readonly #slots = new Map<number, AsyncQueue<Frame>>();
   readonly #slotWaiters: Array<() => void> = [];
   readonly #signal: AbortSignal;
@@ -89,6 +91,9 @@ export class Connection {
       } catch (err) {
         this.#apply(machine.fail(err as Error));
       }
+      // The hello ends the connect deadline, and the silence deadline may come sooner.
+      const due = machine.nextDeadline();
+      if (due !== undefined && due < this.#armedFor) this.#arm();
     });
     socket.on('error', (err: NodeJS.ErrnoException) =>
       this.#apply(
@@ -283,6 +288,7 @@ export class Connection {
   #arm(): void {
     clearTimeout(this.#timer);
     const due = this.#machine.nextDeadline();
+    this.#armedFor = due ?? Number.POSITIVE_INFINITY;
     if (due === undefined) return;
     this.#timer = setTimeout(
       () => {

@@ -380,3 +380,39 @@ describe('queries and messages (v4)', () => {
     }
   });
 });
+
+describe('WORKING (v5)', () => {
+  const helloOf = (maxVersion: number) =>
+    ({ kind: 'hello', hello: { minVersion: 1, maxVersion, role: Role.Sender } }) as const;
+  const message = (slot: number): Frame => ({
+    kind: Kind.Message,
+    slot,
+    size: 1,
+    key: `k${slot}`,
+    name: '',
+    meta: [],
+  });
+
+  test('names every item whose data is whole and is still being committed, to v5 senders only', () => {
+    const machine = new ReceiverMachine(limits(100));
+    machine.receive(helloOf(5));
+    for (const slot of [1, 2, 3]) machine.receive(message(slot));
+    assert.deepEqual(machine.working(), [], 'nothing is whole yet');
+    for (const slot of [1, 2]) {
+      machine.receive({ kind: Kind.Data, slot, offset: 0, payload: Buffer.from('x') });
+      machine.receive({ kind: Kind.End, slot, hash: 0n });
+    }
+    const slots = (actions: ReceiverAction[]) =>
+      actions.map((a) => (a.type === 'send' && a.frame.kind === Kind.Working ? a.frame.slot : -1));
+    assert.deepEqual(slots(machine.working()), [1, 2]);
+    machine.committed(1, { type: 'confirmed', hash: 0n });
+    assert.deepEqual(slots(machine.working()), [2], 'a settled item is not named again');
+
+    const older = new ReceiverMachine(limits(100));
+    older.receive(helloOf(4));
+    older.receive(message(1));
+    older.receive({ kind: Kind.Data, slot: 1, offset: 0, payload: Buffer.from('x') });
+    older.receive({ kind: Kind.End, slot: 1, hash: 0n });
+    assert.deepEqual(older.working(), [], 'a v4 sender does not know the frame');
+  });
+});

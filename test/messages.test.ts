@@ -23,7 +23,7 @@ import {
   UnconfirmedError,
   UsageError,
 } from '../src/index.js';
-import { run, startReceiver, tempDir } from './support/cli.js';
+import { records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256 } from './support/files.js';
 import { FaultProxy } from './support/proxy.js';
 
@@ -135,6 +135,29 @@ test('the ack waits for the handler: nothing is confirmed while it has not resol
   assert.equal((await held).reply?.toString(), 'released');
 });
 
+test("a handler slower than the client's timeout: the receiver says it is working, and nothing is sent twice", async (t) => {
+  let calls = 0;
+  const receiver = await handlerReceiver(t, async (item) => {
+    calls++;
+    await item.bytes();
+    // Slow on purpose: what is under test is a handler that outlasts the sender's silence rule.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    return 'done';
+  });
+  let connections = 0;
+  receiver.on('connection', () => connections++);
+  const client = await clientOf(t, receiver.address.port, { timeout: 1.5 });
+  const [slow, quick] = await Promise.all([
+    client.send({ id: 'slow', data: Buffer.from('payload') }),
+    client.send({ id: 'quick', data: Buffer.from('other') }),
+  ]);
+  assert.equal(slow.reply?.toString(), 'done');
+  assert.deepEqual([slow.attempts, slow.duplicate, quick.attempts, quick.duplicate], [1, false, 1, false]);
+  assert.equal(calls, 2, 'each message handled once');
+  assert.equal(connections, 1, 'the connection was never given up');
+  assert.equal(client.stats.connectionsOpened, 1);
+});
+
 test('a handler that throws is retried, told it is a redelivery; a Refusal rejects with its reason', async (t) => {
   const seen: Array<Pick<HandlerItem, 'id' | 'redelivered'>> = [];
   const receiver = await handlerReceiver(t, async (item) => {
@@ -226,13 +249,17 @@ test('abort: one call alone, or the whole client', async (t) => {
   unstick.open();
 });
 
-test('Buffers are sent from memory: no temp file is created', async (t) => {
+test('Buffers are sent from memory: no temp file, and no state file for calls to clobber', async (t) => {
   const tmp = await tempDir(t);
-  const saved = process.env.TMPDIR;
+  const state = await tempDir(t);
+  const saved = { TMPDIR: process.env.TMPDIR, ACKSHIP_STATE_DIR: process.env.ACKSHIP_STATE_DIR };
   process.env.TMPDIR = tmp;
+  process.env.ACKSHIP_STATE_DIR = state;
   t.after(() => {
-    if (saved === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = saved;
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   });
   const receiver = await handlerReceiver(t, async (item) => {
     await item.bytes();
@@ -242,6 +269,9 @@ test('Buffers are sent from memory: no temp file is created', async (t) => {
     Array.from({ length: 8 }, (_, i) => client.send({ id: `b${i}`, data: Buffer.alloc(1 << 20, i) })),
   );
   assert.deepEqual(await readdir(tmp), []);
+  // The old send() wrote a state file per call, and concurrent calls deleted each other's; a
+  // message's id is the caller's, so the client keeps none.
+  assert.deepEqual(await readdir(state), []);
 });
 
 test('a Readable is read whole and sent as one message; one past maxInFlightBytes is refused, unsent', async (t) => {
@@ -344,4 +374,26 @@ test('recv --exec: confirmed when the command exits 0, refused with its last std
     (err: unknown) => err instanceof UnconfirmedError && /did not finish within 1 s/.test(err.message),
   );
   assert.equal(await readFile(`${out}-hang`, 'utf8'), 'started\nstarted\n', 'run once per attempt');
+});
+
+test("recv --exec with a command slower than the sender's --timeout: waited for, run once, sent once", async (t) => {
+  const dir = await tempDir(t);
+  const runs = join(dir, 'runs');
+  // Slow on purpose: the subject is a command that outlasts the sender's silence rule.
+  const receiver = await startReceiver(t, [
+    '--out',
+    join(dir, 'state'),
+    '--exec',
+    `cat > /dev/null; echo run >> "${runs}"; sleep 5`,
+  ]);
+  await writeFile(join(dir, 'rows.csv'), '1,2\n');
+  const sent = await run(
+    t,
+    ['send', `127.0.0.1:${receiver.port}`, join(dir, 'rows.csv'), '--timeout', '2', '--json'],
+    { env: { ACKSHIP_STATE_DIR: join(dir, 'ids') } },
+  );
+  assert.equal(sent.code, 0, sent.stderr);
+  const item = records(sent.stdout).find((r) => r.event === 'item');
+  assert.deepEqual([item?.status, item?.attempts], ['confirmed', 1]);
+  assert.equal(await readFile(runs, 'utf8'), 'run\n');
 });

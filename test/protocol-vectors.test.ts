@@ -55,6 +55,7 @@ const KINDS: Record<string, Kind> = {
   proof: Kind.Proof,
   message: Kind.Message,
   result: Kind.Result,
+  working: Kind.Working,
 };
 
 /** The JSON of a vector as the codec's value: hex fields become Buffers and bigints. */
@@ -106,6 +107,7 @@ describe('PROTOCOL.md vectors', () => {
       'result',
       'session',
       'trailer',
+      'working',
     ]);
     assert.ok(invalid.length >= 4);
   });

@@ -153,6 +153,28 @@ describe('sender connection machine', () => {
     assert.ok(failure(sender.receive(confirmFrom(receiver, slot), 1)) instanceof ProtocolError);
   });
 
+  test('WORKING (v5) for an open item is traffic, not a frame for the item; before v5 it breaks the session', () => {
+    const { sender } = opened();
+    const slot = sender.openSlot() as number;
+    sender.activity(0);
+    assert.deepEqual(sender.receive(frameAcross({ kind: Kind.Working, slot }), 25_000), []);
+    assert.equal(sender.nextDeadline(), 55_000, 'the silence deadline moved');
+    assert.ok(
+      failure(sender.receive(frameAcross({ kind: Kind.Working, slot: slot + 1 }), 1)) instanceof
+        ProtocolError,
+    );
+
+    const older = new SenderConnection(options(), 0);
+    const [hello] = across([encodeHello({ minVersion: 1, maxVersion: 4, role: Role.Receiver })]);
+    older.receive(hello as Incoming, 0);
+    assert.equal(older.version, 4);
+    const open = older.openSlot() as number;
+    assert.match(
+      failure(older.receive(frameAcross({ kind: Kind.Working, slot: open }), 1)).message,
+      /before version 5/,
+    );
+  });
+
   test('a handshake message after the handshake breaks the session', () => {
     const { sender, receiver } = opened();
     const [hello] = across([encodeHello(receiver.hello())]);

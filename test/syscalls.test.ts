@@ -165,6 +165,8 @@ describe('system calls of a real receiver', { skip }, () => {
     const peer = await rawSender(t, receiver.port);
     const confirm = await sendItem(peer, 'slow.txt', Buffer.from('slow to commit'));
     assert.equal(confirm?.kind, Kind.Confirm);
+    // §4.14: a commit of several seconds (three fsyncs of 1.5 s) is told to a v5 sender as it goes.
+    assert.ok(peer.working > 0, 'WORKING while the commit was under way');
     // Now nothing is in flight: the next idle timeout must end the session.
     const [, , timedOut] = await peer.frames(3);
     assert.ok(timedOut?.kind === Kind.Error && timedOut.code === ErrorCode.Timeout, show(timedOut));

@@ -33,6 +33,7 @@ import {
   SESSION_LEN,
   TRAILER_LEN,
   TRANSFER_ID_LEN,
+  WORKING_LEN,
 } from './constants.js';
 
 export interface Hello {
@@ -133,6 +134,14 @@ export interface TrailerFrame {
   size: number;
   hash: bigint;
 }
+/**
+ * v5: the item in `slot` is whole on the receiver, which is still making it durable or waiting
+ * for its application (§4.14): the connection is alive. It confirms nothing.
+ */
+export interface WorkingFrame {
+  kind: typeof Kind.Working;
+  slot: number;
+}
 /** v4: a message for the receiving application; its payload follows as DATA, then END (§4.12). */
 export interface MessageFrame {
   kind: typeof Kind.Message;
@@ -173,6 +182,7 @@ export type Frame =
   | ChunkFrame
   | AckFrame
   | TrailerFrame
+  | WorkingFrame
   | ChallengeFrame
   | ProofFrame;
 
@@ -302,6 +312,8 @@ export function encodeFrame(frame: Frame): Buffer[] {
     }
     case Kind.Ack:
       return [fixed(Kind.Ack, ACK_LEN).u32('slot', frame.slot).length('offset', frame.offset).finish()];
+    case Kind.Working:
+      return [fixed(Kind.Working, WORKING_LEN).u32('slot', frame.slot).finish()];
     case Kind.Trailer:
       return [
         fixed(Kind.Trailer, TRAILER_LEN)
@@ -542,6 +554,9 @@ export function decodeBody(kind: number, body: Buffer): Frame {
     case Kind.Trailer:
       expectLength('TRAILER', body, TRAILER_LEN);
       return { kind: Kind.Trailer, slot: r.u32(), size: readLength(r, 'size'), hash: r.u64() };
+    case Kind.Working:
+      expectLength('WORKING', body, WORKING_LEN);
+      return { kind: Kind.Working, slot: r.u32() };
     case Kind.Message:
       return decodeMessage(body);
     case Kind.Result:

@@ -10,7 +10,7 @@ export const HelloFlag = {
 } as const;
 /** The protocol versions this implementation speaks (§2). */
 export const MIN_VERSION = 1;
-export const MAX_VERSION = 4;
+export const MAX_VERSION = 5;
 
 /** §6: items one connection may have open at once: offered and not yet confirmed or rejected. */
 export function maxOpenItems(version: number): number {
@@ -44,6 +44,7 @@ export const Kind = {
   Proof: 0x0d, // both, with a shared secret: HMAC of the secret over both nonces and the version
   Message: 0x0e, // S→R, v4: a message for the receiving application: slot, size, key, name, meta
   Result: 0x0f, // R→S, v4: the application took the message: echoes it, with its reply
+  Working: 0x10, // R→S, v5: the item's data is in, and the receiver is still working on it
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -70,6 +71,10 @@ export const SESSION_LEN = 16;
 export const CHUNK_FIXED_LEN = 4 + 8 + 8;
 export const ACK_LEN = 4 + 8;
 export const TRAILER_LEN = 4 + 8 + 8;
+/** §4.14: a WORKING frame's body: the slot. */
+export const WORKING_LEN = 4;
+/** §4.14: how often a v5 receiver says WORKING for an item it is still committing. */
+export const WORKING_INTERVAL_MS = 1000;
 /** §4.12: a MESSAGE's fixed part (slot, size, flags), and the most its key, name and meta may hold. */
 export const MESSAGE_FIXED_LEN = 4 + 8 + 1;
 export const MAX_KEY_LEN = 256;
@@ -102,6 +107,7 @@ export const MAX_BODY_LEN: Readonly<Record<Kind, number>> = {
   [Kind.Proof]: MAC_LEN,
   [Kind.Message]: MAX_MESSAGE_BODY_LEN,
   [Kind.Result]: RESULT_FIXED_LEN + MAX_REPLY_LEN + MAC_LEN,
+  [Kind.Working]: WORKING_LEN,
 };
 
 /** §4.13: RESULT flag bits. */

@@ -286,6 +286,21 @@ export class ReceiverMachine {
     return this.#refuseMidItem(slot, item.offer.name, code, reason, new LocalIoError(reason));
   }
 
+  /**
+   * v5, called by the driver about once a second while commits are under way: a WORKING for
+   * each item whose data is whole and that is still being placed and made durable, or is in its
+   * application's hands (§4.14), so that the sender's silence rule does not give up a
+   * connection that is only slow. Nothing for older senders, which do not know the frame.
+   */
+  working(): ReceiverAction[] {
+    if (this.#failed || this.#version === undefined || this.#version < 5) return [];
+    const actions: ReceiverAction[] = [];
+    for (const [slot, item] of this.#items) {
+      if (item.phase === 'committing') actions.push({ type: 'send', frame: { kind: Kind.Working, slot } });
+    }
+    return actions;
+  }
+
   /** A local failure (timeout, shutdown) ends the session. */
   abort(error: ProtocolError): ReceiverAction[] {
     return this.#failed ? [] : this.#fail(error, true);

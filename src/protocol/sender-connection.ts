@@ -213,6 +213,11 @@ export class SenderConnection {
         ErrorCode.Unexpected,
       );
     }
+    if (message.kind === Kind.Working) {
+      // v5 (§4.14): the receiver is alive and still at work on the item; its arrival was the point.
+      if (this.#version < 5) throw new ProtocolError('WORKING before version 5', ErrorCode.Unexpected);
+      return [];
+    }
     return [{ type: 'deliver', slot: message.slot, frame: message }];
   }
 

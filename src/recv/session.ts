@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import { type AckshipError, ProtocolError, ShuttingDownError, TransientError } from '../errors.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
-import { ErrorCode, isRetryableReject, Kind } from '../protocol/constants.js';
+import { ErrorCode, isRetryableReject, Kind, WORKING_INTERVAL_MS } from '../protocol/constants.js';
 import { FrameParser } from '../protocol/frame-parser.js';
 import {
   type ReceiverAction,
@@ -67,6 +67,9 @@ export class Session {
   readonly #timeouts: SessionTimeouts;
   /** Fires when the message being received took too long to arrive whole. */
   #deadline: NodeJS.Timeout | undefined;
+  /** Commits under way, and the timer that says WORKING for them. */
+  #commits = 0;
+  #working: NodeJS.Timeout | undefined;
   #deadlineFor: FrameParser['partial'] = 'none';
   #lastHeard = performance.now();
   readonly ended: Promise<SessionReport>;
@@ -322,10 +325,29 @@ export class Session {
   async #commit(slot: number, hash: bigint): Promise<void> {
     const writer = this.#writers.get(slot) as ItemWriter;
     this.#writers.delete(slot);
-    const outcome = await writer.commit(hash);
-    if (outcome.type === 'confirmed')
-      this.#confirmed(writer.name, writer.size, outcome.hash, outcome.duplicate === true);
-    await this.#run(this.#machine.committed(slot, outcome));
+    this.#startWorking();
+    try {
+      const outcome = await writer.commit(hash);
+      if (outcome.type === 'confirmed')
+        this.#confirmed(writer.name, writer.size, outcome.hash, outcome.duplicate === true);
+      await this.#run(this.#machine.committed(slot, outcome));
+    } finally {
+      this.#stopWorking();
+    }
+  }
+
+  /**
+   * §4.14: while commits are under way (a slow disk, a slow handler), a v5 sender hears every
+   * second which items are still in hand, so that its silence rule does not give them up.
+   */
+  #startWorking(): void {
+    if (this.#commits++ > 0) return;
+    this.#working = setInterval(() => void this.#run(this.#machine.working()), WORKING_INTERVAL_MS);
+    this.#working.unref();
+  }
+
+  #stopWorking(): void {
+    if (--this.#commits === 0) clearInterval(this.#working);
   }
 
   #confirmed(name: string, size: number, hash: bigint, again: boolean): void {

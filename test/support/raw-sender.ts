@@ -14,6 +14,8 @@ export interface RawSender {
   raw(bytes: Buffer): boolean;
   /** Waits until `count` frames (after the hello) have arrived; throws if it closes first. */
   frames(count: number): Promise<Frame[]>;
+  /** WORKING frames received (v5): kept out of `frames` and `received`. */
+  readonly working: number;
   /** Every frame so far. */
   readonly received: Frame[];
   closed: Promise<void>;
@@ -39,7 +41,8 @@ export async function rawSender(t: TestContext, port: number, version = MAX_VERS
     isClosed = true;
     for (const wake of waiters.splice(0)) wake();
   });
-  const frames = () => answers.filter((a): a is Frame => a.kind !== 'hello');
+  // WORKING (v5, §4.14) says a commit is under way; it answers nothing, so it is counted apart.
+  const frames = () => answers.filter((a): a is Frame => a.kind !== 'hello' && a.kind !== Kind.Working);
   return {
     socket,
     send: (...list: Frame[]) => socket.write(Buffer.concat(list.flatMap((f) => encodeFrame(f)))),
@@ -53,6 +56,9 @@ export async function rawSender(t: TestContext, port: number, version = MAX_VERS
     },
     get received() {
       return frames();
+    },
+    get working() {
+      return answers.filter((a) => a.kind === Kind.Working).length;
     },
     closed,
     end: () => socket.end(),

@@ -1,5 +1,6 @@
-// xxHash64 through xxhash-wasm, loaded once. Always hashed chunk by chunk: one-shot hashing
-// of a large buffer is several times slower than streaming it.
+// xxHash64 through xxhash-wasm, loaded once. Large inputs are hashed chunk by chunk: one-shot
+// hashing of a large buffer is several times slower than streaming it. Up to a chunk, one-shot
+// is the faster (a 1 KiB buffer: 0.3 us against 1.4 us for a streaming hasher's state).
 import type { FileHandle } from 'node:fs/promises';
 import xxhash from 'xxhash-wasm';
 
@@ -21,9 +22,10 @@ export function createHasher(): Hasher {
   return api.create64();
 }
 
-/** The xxHash64 of one buffer of at most a CHUNK's size. */
+/** The xxHash64 of one buffer of at most a CHUNK's size (1 MiB). */
 export function xxh64(bytes: Uint8Array): bigint {
-  return createHasher().update(bytes).digest();
+  if (api === undefined) throw new Error('loadHasher() was not awaited');
+  return api.h64Raw(bytes, 0n);
 }
 
 const READ_CHUNK = 1024 * 1024;

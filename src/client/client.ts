@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { addAbortSignal, Readable } from 'node:stream';
 import { DEFAULTS } from '../defaults.js';
 import { AbortedError, UsageError } from '../errors.js';
-import { createHasher, hashHex, loadHasher } from '../hash.js';
+import { createHasher, hashHex, loadHasher, xxh64 } from '../hash.js';
 import { parseAddress } from '../net-address.js';
 import { MAX_CHUNK_LEN, TRANSFER_ID_LEN } from '../protocol/constants.js';
 import { messageFieldsProblem, messageId } from '../protocol/message-fields.js';
@@ -83,6 +83,7 @@ function abortedBy(signals: Array<AbortSignal | undefined>, what: string) {
 }
 
 function hashOf(data: Buffer): bigint {
+  if (data.length <= MAX_CHUNK_LEN) return xxh64(data);
   const hasher = createHasher();
   for (let at = 0; at < data.length; at += MAX_CHUNK_LEN)
     hasher.update(data.subarray(at, at + MAX_CHUNK_LEN));

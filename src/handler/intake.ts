@@ -4,16 +4,23 @@
 // When the handler falls behind, `write` waits, and with it the connection's reads: the sender
 // slows down instead of the receiver buffering without bound.
 import { Readable } from 'node:stream';
-import { createHasher } from '../hash.js';
+import { createHasher, type Hasher, xxh64 } from '../hash.js';
 
 /** How much of a message waits in memory for a handler that is not reading yet. */
 const BUFFERED = 1024 * 1024;
+
+const EMPTY = Buffer.alloc(0);
 
 export class PayloadError extends Error {}
 
 export class Intake {
   readonly size: number;
-  readonly #hasher = createHasher();
+  /**
+   * Made at the second DATA: a message in one DATA (most of them) is hashed in one shot at its
+   * END, without a streaming hasher's state.
+   */
+  #hasher: Hasher | undefined;
+  #first: Buffer | undefined;
   /**
    * What arrived before the handler took the payload (at most BUFFERED bytes of it), and all of
    * it once the handler asked for bytes(): no stream exists unless the handler asks for one.
@@ -70,7 +77,15 @@ export class Intake {
 
   /** DATA in order (the machine checked offsets); resolves when there is room for more. */
   async write(payload: Buffer): Promise<void> {
-    this.#hasher.update(payload);
+    if (this.#received === 0 && this.#first === undefined) this.#first = payload;
+    else {
+      if (this.#hasher === undefined) {
+        this.#hasher = createHasher();
+        if (this.#first !== undefined) this.#hasher.update(this.#first);
+        this.#first = undefined;
+      }
+      this.#hasher.update(payload);
+    }
     this.#received += payload.length;
     if (this.#released) return;
     if (this.#stream !== undefined) {
@@ -85,7 +100,7 @@ export class Intake {
 
   /** END: the payload is whole; it counts only if its hash is `expected`. */
   finish(expected: bigint): boolean {
-    const actual = this.#hasher.digest();
+    const actual = this.#hasher?.digest() ?? xxh64(this.#first ?? EMPTY);
     if (actual !== expected) {
       this.#fail(new PayloadError('the payload failed its checksum; the sender retries it'));
       return false;

@@ -416,3 +416,31 @@ describe('WORKING (v5)', () => {
     assert.deepEqual(older.working(), [], 'a v4 sender does not know the frame');
   });
 });
+
+describe('open items per connection (§6)', () => {
+  for (const [version, window] of [
+    [2, 64],
+    [4, 64],
+    [5, 256],
+  ] as const) {
+    test(`version ${version}: ${window} items open at once, and one more is unexpected`, () => {
+      const machine = new ReceiverMachine(limits(100));
+      machine.receive({ kind: 'hello', hello: { minVersion: 1, maxVersion: version, role: Role.Sender } });
+      for (let slot = 0; slot < window; slot++) {
+        const [open] = machine.receive({
+          ...offer(1),
+          slot,
+          id: Buffer.alloc(16, 0)
+            .fill(slot % 256, 0, 1)
+            .fill(slot >> 8, 1, 2),
+        } as Frame);
+        assert.equal(open?.type, 'open', `item ${slot}`);
+      }
+      const over = { ...offer(1), slot: window, id: Buffer.alloc(16, 0xff) } as Frame;
+      assert.deepEqual(failure(machine.receive(over)), {
+        code: 'ACK_ERR_PROTOCOL',
+        wireCode: ErrorCode.Unexpected,
+      });
+    });
+  }
+});

@@ -12,9 +12,13 @@ export const HelloFlag = {
 export const MIN_VERSION = 1;
 export const MAX_VERSION = 5;
 
-/** §6: items one connection may have open at once: offered and not yet confirmed or rejected. */
+/**
+ * §6: items one connection may have open at once: offered and not yet confirmed or rejected.
+ * v5 widened it from 64: with 64, one client's 1 KiB messages left both ends idle a third of the
+ * time, each waiting for the other's batch (12.3k msg/s; 16.4k with 256).
+ */
 export function maxOpenItems(version: number): number {
-  return version >= 2 ? 64 : 1;
+  return version >= 5 ? 256 : version >= 2 ? 64 : 1;
 }
 
 /** §2: which end of the connection a hello comes from. */

@@ -1,73 +1,87 @@
-// `npm run bench`: ackship against raw TCP baselines, measured in the same run on loopback.
-// Prints a table and writes bench/results.json. Kept out of the test suite: timing is not asserted.
+// `npm run bench`: ackship against raw TCP baselines and against the tools users would pick
+// instead (an rsync daemon, socat, tar | socat | tar), measured in the same run on loopback.
+// Prints a table with the exact command of every contender and writes bench/results.json.
+// Kept out of the test suite: timing is not asserted.
 //
-//   BENCH_BIG_MIB (default 1024)  size of the large file
-//   BENCH_ITEMS   (default 20000) number of 1 KiB items
-//   BENCH_RUNS    (default 3)     repetitions of each timing; the median is reported
+//   BENCH_QUICK=1                  small sizes, for a check that it all runs (under a minute)
+//   BENCH_BIG_MIB (default 1024)   size of the large file
+//   BENCH_ITEMS   (default 20000)  1 KiB files sent as one flat directory
+//   BENCH_TREE    (default 5000)   1 KiB files in a tree of 50 directories
+//   BENCH_LONG    (default 2000)   1 KiB files through the delay proxy
+//   BENCH_RUNS    (default 3)      runs of each contender, in rotated order; medians reported
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { messageRows } from './messages.js';
+import { ensureTools, freePort, startRsyncDaemon } from './peers.js';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const setting = (name: string, full: number, quick: number) =>
+  Number(process.env[name] ?? (QUICK ? quick : full));
+const BIG_MIB = setting('BENCH_BIG_MIB', 1024, 64);
+const ITEMS = setting('BENCH_ITEMS', 20000, 1000);
+const TREE = setting('BENCH_TREE', 5000, 500);
+const LONG = setting('BENCH_LONG', 2000, 100);
+const RUNS = setting('BENCH_RUNS', 3, 3);
+const MESSAGES = setting('BENCH_MESSAGES', 20000, 2000);
+/** Each way, through the delay proxy. */
+const DELAY_MS = 25;
+/** The bound stated for either side's peak RSS, whatever the file size. */
+const RSS_BOUND_MIB = 100;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'bin', 'run.js');
 const BASELINE = fileURLToPath(new URL('baseline.js', import.meta.url));
-const MAX_RSS = fileURLToPath(new URL('max-rss.js', import.meta.url));
-const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024);
-const ITEMS = Number(process.env.BENCH_ITEMS ?? 20000);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const USAGE = fileURLToPath(new URL('usage.js', import.meta.url));
+const DELAY_PROXY = fileURLToPath(new URL('delay-proxy.js', import.meta.url));
 
 interface Child {
   child: ChildProcess;
-  stdout: string;
   exited: Promise<number | null>;
 }
 
-/** `stdin`: a file descriptor to read from; `stdout: 'ignore'` sends it to /dev/null. */
+/** A child process: `node ARGS...`, or with `shell` a `sh -c` command line. */
 function start(
   args: string[],
-  env: NodeJS.ProcessEnv = {},
-  io: { stdin?: number; stdout?: 'pipe' | 'ignore' } = {},
+  options: { env?: NodeJS.ProcessEnv; stdin?: number; stdout?: 'pipe' | 'ignore'; shell?: boolean } = {},
 ): Child {
-  const child = spawn(process.execPath, args, {
-    stdio: [io.stdin ?? 'ignore', io.stdout ?? 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+  const [command, argv] = options.shell ? ['sh', ['-c', args.join(' ')]] : [process.execPath, args];
+  const child = spawn(command, argv, {
+    stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
   });
-  const state: Child = {
-    child,
-    stdout: '',
-    exited: once(child, 'close').then(([code]) => code as number | null),
-  };
-  child.stdout?.on('data', (chunk: Buffer) => {
-    state.stdout += chunk;
-  });
-  child.stderr?.resume();
-  return state;
+  if (options.stdout !== 'ignore' && options.stdout !== undefined) child.stdout?.resume();
+  return { child, exited: once(child, 'close').then(([code]) => code as number | null) };
 }
 
 async function waitForLine(
   child: ChildProcess,
   stream: 'stdout' | 'stderr',
   pattern: RegExp,
-): Promise<RegExpMatchArray> {
+): Promise<string> {
   let text = '';
   for await (const chunk of child[stream] as NodeJS.ReadableStream) {
     text += chunk;
     const match = text.match(pattern);
-    if (match) return match;
+    if (match) return match[1] as string;
   }
   throw new Error(`no ${pattern} from child`);
 }
 
-/** Wall seconds of a child process run to its end; throws on a non-zero exit. */
-async function timed(args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+/** Wall seconds of a child run to its end; throws on a non-zero exit. */
+async function timed(args: string[], options: Parameters<typeof start>[1] = {}): Promise<number> {
   const began = performance.now();
-  const code = await start(args, env).exited;
-  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}`);
+  const { exited, child } = start(args, { ...options, stdout: options.stdout ?? 'ignore' });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk;
+  });
+  const code = await exited;
+  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}: ${stderr.slice(-500)}`);
   return (performance.now() - began) / 1000;
 }
 
@@ -76,41 +90,28 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
-async function repeat(runs: number, measure: () => Promise<number>): Promise<number> {
-  const values: number[] = [];
-  for (let i = 0; i < runs; i++) values.push(await measure());
-  return median(values);
-}
-
 /**
- * Runs two measures in turn, `runs` times each, so that neither always follows the other's mess,
- * and flushes dirty pages before each, so that no run pays for the writeback of the one before.
+ * Runs every contender RUNS times, the order rotated each round so that none always follows
+ * another's writeback, and flushes dirty pages before each run. Medians by contender.
  */
-async function alternate(
-  runs: number,
-  a: () => Promise<number>,
-  b: () => Promise<number>,
-): Promise<[number, number]> {
-  const [as, bs]: [number[], number[]] = [[], []];
-  const settled = (measure: () => Promise<number>) => {
-    spawnSync('sync');
-    return measure();
-  };
-  for (let i = 0; i < runs; i++) {
-    if (i % 2 === 0) {
-      as.push(await settled(a));
-      bs.push(await settled(b));
-    } else {
-      bs.push(await settled(b));
-      as.push(await settled(a));
+async function rotated(contenders: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
+  const names = Object.keys(contenders);
+  const values: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let round = 0; round < RUNS; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(round + i) % names.length] as string;
+      spawnSync('sync');
+      values[name]?.push(await (contenders[name] as () => Promise<number>)());
     }
   }
-  return [median(as), median(bs)];
+  return Object.fromEntries(names.map((n) => [n, median(values[n] as number[])]));
 }
 
 let outputs = 0;
-/** A fresh output directory. Outputs are removed only at the end: deleting 20,000 files makes
- * ext4 skip their inodes for a minute, which would slow down whichever run comes next. */
+/**
+ * A fresh output directory. Outputs are removed only at the end: deleting 20,000 files makes
+ * ext4 skip their inodes for a minute, which would slow down whichever run comes next.
+ */
 function outputDir(work: string): string {
   return join(work, 'out', String(outputs++));
 }
@@ -126,280 +127,482 @@ async function randomFile(path: string, bytes: number): Promise<void> {
   await once(out, 'finish');
 }
 
-/** Starts `ackship recv` on port 0 into `dir`; `rssFile` records its peak RSS at exit. */
-async function startReceiver(
-  dir: string,
-  rssFile?: string,
-): Promise<{ port: number; stop: () => Promise<void> }> {
-  const args = ['recv', '--listen', '127.0.0.1:0', '--out', dir, '--quiet'];
-  const child = start(rssFile ? [MAX_RSS, rssFile, ...args] : [BIN, ...args]);
-  const [, port] = await waitForLine(child.child, 'stderr', /listening on 127\.0\.0\.1:(\d+)/);
-  return {
-    port: Number(port),
-    stop: async () => {
-      child.child.kill('SIGTERM');
-      await child.exited;
-    },
-  };
-}
-
-async function ackshipSend(work: string, port: number, args: string[], rssFile?: string): Promise<number> {
-  const env = { ACKSHIP_STATE_DIR: join(work, 'state') };
-  const sendArgs = ['send', `127.0.0.1:${port}`, ...args, '--quiet'];
-  return timed(rssFile ? [MAX_RSS, rssFile, ...sendArgs] : [BIN, ...sendArgs], env);
-}
-
-async function bigFile(work: string, file: string): Promise<{ ackship: number; raw: number }> {
-  const [raw, ackship] = await alternate(
-    RUNS,
-    async () => {
-      const out = join(work, 'raw.out');
-      const receiver = start([BASELINE, 'pipe-recv', out]);
-      const [, port] = await waitForLine(receiver.child, 'stdout', /(\d+)/);
-      const seconds = await timed([BASELINE, 'pipe-send', port as string, file]);
-      await receiver.exited;
-      await rm(out);
-      return seconds;
-    },
-    async () => {
-      const out = outputDir(work);
-      const receiver = await startReceiver(out);
-      const seconds = await ackshipSend(work, receiver.port, [file]);
-      await receiver.stop();
-      await rm(out, { recursive: true });
-      return seconds;
-    },
-  );
-  return { ackship, raw };
-}
-
-async function manyItems(work: string): Promise<{ ackship: number; naive: number }> {
-  const items = join(work, 'items');
-  await mkdir(items);
-  for (let i = 0; i < ITEMS; i += 500) {
+/** `count` files of 1 KiB, flat or spread over `dirs` directories. */
+async function smallFiles(dir: string, count: number, dirs = 1): Promise<void> {
+  for (let d = 0; d < dirs; d++) await mkdir(join(dir, dirs > 1 ? `d${d}` : ''), { recursive: true });
+  for (let i = 0; i < count; i += 500) {
     await Promise.all(
-      Array.from({ length: Math.min(500, ITEMS - i) }, (_, j) =>
-        writeFile(join(items, `m${i + j}`), Buffer.alloc(1024, i + j)),
-      ),
+      Array.from({ length: Math.min(500, count - i) }, (_, j) => {
+        const n = i + j;
+        const sub = dirs > 1 ? `d${n % dirs}` : '';
+        return writeFile(join(dir, sub, `f${n}`), Buffer.alloc(1024, n));
+      }),
     );
   }
-  const [naive, ackship] = await alternate(
-    RUNS,
-    async () => {
-      const out = outputDir(work);
-      await mkdir(out, { recursive: true });
-      const receiver = start([BASELINE, 'naive-recv', out, String(ITEMS)]);
-      const [, port] = await waitForLine(receiver.child, 'stdout', /(\d+)/);
-      const seconds = await timed([BASELINE, 'naive-send', port as string, items]);
-      await receiver.exited;
-      return ITEMS / seconds;
-    },
-    async () => {
-      const receiver = await startReceiver(outputDir(work));
-      const seconds = await ackshipSend(work, receiver.port, [`${items}/`, '-r']);
-      await receiver.stop();
-      return ITEMS / seconds;
-    },
-  );
-  return { ackship, naive };
 }
 
-/**
- * A 1 GiB stream, stdin to stdout: `ackship send -` into `ackship recv --out -` against a
- * raw Node TCP pipe (stdin → socket → stdout). Both write stdout to /dev/null. Also returns the
- * peak RSS of both ackship processes over the runs.
- */
-async function streamPipe(
-  work: string,
-  file: string,
-): Promise<{ ackship: number; raw: number; senderMiB: number; receiverMiB: number }> {
-  const peaks = { sender: 0, receiver: 0 };
-  const pipeOnce = async (
-    receiverArgs: string[],
-    portPattern: RegExp,
-    senderArgs: (port: string) => string[],
-  ): Promise<number> => {
-    const receiver = start(receiverArgs, {}, { stdout: 'ignore' });
-    const [, port] = await waitForLine(receiver.child, 'stderr', portPattern);
-    const input = await open(file, 'r');
-    try {
-      const began = performance.now();
-      const sender = start(
-        senderArgs(port as string),
-        { ACKSHIP_STATE_DIR: join(work, 'state') },
-        { stdin: input.fd },
-      );
-      const codes = await Promise.all([sender.exited, receiver.exited]);
-      if (codes.some((code) => code !== 0)) throw new Error(`stream run exited ${codes.join(', ')}`);
-      return (performance.now() - began) / 1000;
-    } finally {
-      await input.close();
-    }
-  };
-  const [sendRss, recvRss] = [join(work, 'stream-send.rss'), join(work, 'stream-recv.rss')];
-  const [raw, ackship] = await alternate(
-    RUNS,
-    () => pipeOnce([BASELINE, 'stream-recv'], /(\d+)/, (port) => [BASELINE, 'stream-send', port]),
-    async () => {
-      const seconds = await pipeOnce(
-        [MAX_RSS, recvRss, 'recv', '--listen', '127.0.0.1:0', '--out', '-', '--quiet'],
-        /listening on 127\.0\.0\.1:(\d+)/,
-        (port) => [MAX_RSS, sendRss, 'send', `127.0.0.1:${port}`, '-', '--quiet'],
-      );
-      const read = async (path: string) => Number(await readFile(path, 'utf8')) / 1024;
-      peaks.sender = Math.max(peaks.sender, await read(sendRss));
-      peaks.receiver = Math.max(peaks.receiver, await read(recvRss));
-      return seconds;
-    },
-  );
-  return { ackship, raw, senderMiB: peaks.sender, receiverMiB: peaks.receiver };
+interface Usage {
+  rssKiB: number;
+  userSeconds: number;
+  systemSeconds: number;
 }
+const readUsage = async (path: string): Promise<Usage> => JSON.parse(await readFile(path, 'utf8'));
+const cpuOf = (u: Usage) => u.userSeconds + u.systemSeconds;
 
-async function peakRss(work: string, file: string): Promise<{ sender: number; receiver: number }> {
-  const out = outputDir(work);
-  const [senderFile, receiverFile] = [join(work, 'rss-send'), join(work, 'rss-recv')];
-  const receiver = await startReceiver(out, receiverFile);
-  await ackshipSend(work, receiver.port, [file], senderFile);
-  await receiver.stop();
-  await rm(out, { recursive: true });
-  const read = async (path: string) => Number(await readFile(path, 'utf8')) / 1024;
-  return { sender: await read(senderFile), receiver: await read(receiverFile) };
-}
-
-async function startup(): Promise<{ ackship: number; node: number }> {
-  const runs = Math.max(RUNS, 5);
+/** `ackship recv` on port 0 into `out`; with `usageFile`, what it cost is written there at exit. */
+async function startReceiver(
+  out: string,
+  usageFile?: string,
+): Promise<{ port: number; stop: () => Promise<void> }> {
+  const args = ['recv', '--listen', '127.0.0.1:0', '--out', out, '--quiet'];
+  const receiver = start(usageFile ? [USAGE, usageFile, BIN, ...args] : [BIN, ...args]);
+  const port = Number(await waitForLine(receiver.child, 'stderr', /listening on 127\.0\.0\.1:(\d+)/));
+  receiver.child.stderr?.resume();
   return {
-    ackship: await repeat(runs, () => timed([BIN, '--version'])),
-    node: await repeat(runs, () => timed(['-e', '0'])),
+    port,
+    stop: async () => {
+      receiver.child.kill('SIGTERM');
+      await receiver.exited;
+    },
   };
 }
 
-const fmt = (n: number, digits = 2) => n.toFixed(digits);
+function ackshipSend(work: string, port: number, args: string[], usageFile?: string): Promise<number> {
+  const sendArgs = ['send', `127.0.0.1:${port}`, ...args, '--quiet'];
+  return timed(usageFile ? [USAGE, usageFile, BIN, ...sendArgs] : [BIN, ...sendArgs], {
+    env: { ACKSHIP_STATE_DIR: join(work, 'state') },
+  });
+}
+
+/** A delay proxy in front of `port`; its own port. */
+async function startDelayProxy(port: number): Promise<{ port: number; stop: () => void }> {
+  const proxy = start([DELAY_PROXY, String(port), String(DELAY_MS)]);
+  const own = Number(await waitForLine(proxy.child, 'stdout', /(\d+)/));
+  return { port: own, stop: () => proxy.child.kill('SIGTERM') };
+}
+
+/** One line of the table: the medians of each contender, and ackship's ratio against some of them. */
+interface Row {
+  measure: string;
+  unit: string;
+  /** ackship and each contender: the median, or undefined when the tool was missing. */
+  values: Record<string, number | undefined>;
+  /** Ratios oriented so that above 1 ackship does better. */
+  goals: Array<{ against: string; goal: number; ratio?: number; met?: boolean }>;
+  /** The exact command each contender ran (ports and paths of this run). */
+  commands: Record<string, string>;
+  note?: string;
+}
+
+function row(
+  measure: string,
+  unit: 'items/s' | 's' | 'MiB' | 'CPU s/GiB' | 'msg/s' | 'MiB/s',
+  values: Row['values'],
+  goals: Array<{ against: string; goal: number }>,
+  commands: Row['commands'],
+  note?: string,
+): Row {
+  const lowerIsBetter = unit === 's' || unit === 'MiB' || unit === 'CPU s/GiB';
+  const ours = values.ackship;
+  return {
+    measure,
+    unit,
+    values,
+    goals: goals.map(({ against, goal }) => {
+      const theirs = values[against];
+      if (ours === undefined || theirs === undefined) return { against, goal };
+      const ratio = lowerIsBetter ? theirs / ours : ours / theirs;
+      return { against, goal, ratio, met: ratio >= goal };
+    }),
+    commands,
+    ...(note !== undefined && { note }),
+  };
+}
 
 const work = await mkdtemp(join(tmpdir(), 'ackship-bench-'));
+const tools = ensureTools();
+const rows: Row[] = [];
 try {
   const big = join(work, 'big.bin');
   const small = join(work, 'small.bin');
   await randomFile(big, BIG_MIB * 1024 * 1024);
   await randomFile(small, 10 * 1024 * 1024);
-  const large = await bigFile(work, big);
-  const stream = await streamPipe(work, big);
-  const many = await manyItems(work);
-  const rssSmall = await peakRss(work, small);
-  const rssBig = await peakRss(work, big);
-  const boot = await startup();
-  const messages = await messageRows(ITEMS);
-  const results = {
-    machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
-    largeFile: {
-      mib: BIG_MIB,
-      ackshipSeconds: large.ackship,
-      rawSeconds: large.raw,
-      ratio: large.raw / large.ackship,
-      goal: '>= 0.9',
-    },
-    stream: {
-      mib: BIG_MIB,
-      ackshipSeconds: stream.ackship,
-      rawSeconds: stream.raw,
-      ratio: stream.raw / stream.ackship,
-      peakRssMiB: { sender: stream.senderMiB, receiver: stream.receiverMiB },
-    },
-    manyItems: {
-      items: ITEMS,
-      ackshipPerSecond: many.ackship,
-      naivePerSecond: many.naive,
-      ratio: many.ackship / many.naive,
-      goal: '>= 1.0',
-    },
-    peakRssMiB: {
-      small: rssSmall,
-      big: rssBig,
-      senderRatio: rssBig.sender / rssSmall.sender,
-      receiverRatio: rssBig.receiver / rssSmall.receiver,
-      goal: '<= 1.2',
-    },
-    messages,
-    startup: {
-      ackshipSeconds: boot.ackship,
-      nodeSeconds: boot.node,
-      ratio: boot.ackship / boot.node,
-      goal: '<= 3',
-    },
+  const items = join(work, 'items');
+  await smallFiles(items, ITEMS);
+  const tree = join(work, 'tree');
+  await smallFiles(tree, TREE, 50);
+  const long = join(work, 'long');
+  await smallFiles(long, LONG);
+  const rsyncRoot = join(work, 'rsync');
+  const rsync = tools.rsync ? await startRsyncDaemon(work, rsyncRoot) : undefined;
+  let rsyncOutputs = 0;
+  const rsyncRun = (source: string, flags: string[], port?: number) =>
+    timed(['rsync', '-a', ...flags, source, rsync?.url(String(rsyncOutputs++), port) ?? ''], { shell: true });
+  const rsyncCommand = (source: string, flags: string[]) =>
+    ['rsync', '-a', ...flags, source, 'rsync://127.0.0.1:PORT/bench/N/'].join(' ');
+
+  // --- Small files, durable and confirmed, against rsync --fsync and the unconfirmed naive baseline.
+  {
+    const contenders: Record<string, () => Promise<number>> = {
+      ackship: async () => {
+        const receiver = await startReceiver(outputDir(work));
+        const seconds = await ackshipSend(work, receiver.port, [`${items}/`, '-r']);
+        await receiver.stop();
+        return ITEMS / seconds;
+      },
+      naive: async () => {
+        const out = outputDir(work);
+        await mkdir(out, { recursive: true });
+        const receiver = start([BASELINE, 'naive-recv', out, String(ITEMS)]);
+        const port = await waitForLine(receiver.child, 'stdout', /(\d+)/);
+        const seconds = await timed([BASELINE, 'naive-send', port, items]);
+        await receiver.exited;
+        return ITEMS / seconds;
+      },
+      ...(rsync && { 'rsync --fsync': async () => ITEMS / (await rsyncRun(`${items}/`, ['--fsync'])) }),
+    };
+    rows.push(
+      row(
+        `${ITEMS} × 1 KiB files, flat directory`,
+        'items/s',
+        await rotated(contenders),
+        [
+          { against: 'rsync --fsync', goal: 1.5 },
+          { against: 'naive', goal: 1.0 },
+        ],
+        {
+          ackship: `ackship send 127.0.0.1:PORT ${items}/ -r  →  ackship recv --out OUT`,
+          naive:
+            'connect, write, close per file, 64 at a time; no fsync, nothing confirmed (bench/baseline.ts)',
+          'rsync --fsync': rsyncCommand(`${items}/`, ['--fsync']),
+        },
+      ),
+    );
+  }
+
+  // --- A tree of small files: durable ackship against rsync without --fsync (the moonshot).
+  {
+    const contenders: Record<string, () => Promise<number>> = {
+      ackship: async () => {
+        const receiver = await startReceiver(outputDir(work));
+        const seconds = await ackshipSend(work, receiver.port, [`${tree}/`, '-r']);
+        await receiver.stop();
+        return seconds;
+      },
+      ...(rsync && { rsync: () => rsyncRun(`${tree}/`, []) }),
+      ...(tools.socat && {
+        'tar | socat | tar': async () => {
+          const out = outputDir(work);
+          await mkdir(out, { recursive: true });
+          const port = await freePort();
+          const receiver = start(
+            [`socat -u TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr - | tar x -C ${out}`],
+            { shell: true },
+          );
+          await waitForPort(port);
+          const seconds = await timed([`tar c -C ${tree} . | socat -u - TCP:127.0.0.1:${port}`], {
+            shell: true,
+          });
+          await receiver.exited;
+          return seconds;
+        },
+      }),
+    };
+    rows.push(
+      row(
+        `tree of ${TREE} × 1 KiB files in 50 directories`,
+        's',
+        await rotated(contenders),
+        [{ against: 'rsync', goal: 1.0 }],
+        {
+          ackship: `ackship send 127.0.0.1:PORT ${tree}/ -r`,
+          rsync: rsyncCommand(`${tree}/`, []),
+          'tar | socat | tar': `tar c -C ${tree} . | socat -u - TCP:127.0.0.1:PORT  →  socat -u TCP-LISTEN:PORT - | tar x -C OUT`,
+        },
+        'rsync and tar do not fsync here; ackship does, every file and directory, before it confirms',
+      ),
+    );
+  }
+
+  // --- One large file, durable: time, and CPU of each side against the raw pipe's.
+  const cpu = {
+    ackship: { sender: [] as number[], receiver: [] as number[] },
+    raw: { sender: [] as number[], receiver: [] as number[] },
   };
-  await mkdir(join(root, 'bench'), { recursive: true });
+  const rss = { sender: 0, receiver: 0 };
+  {
+    const [sendUsage, recvUsage] = [join(work, 'big-send.json'), join(work, 'big-recv.json')];
+    const contenders: Record<string, () => Promise<number>> = {
+      ackship: async () => {
+        const receiver = await startReceiver(outputDir(work), recvUsage);
+        const seconds = await ackshipSend(work, receiver.port, [big], sendUsage);
+        await receiver.stop();
+        const [s, r] = [await readUsage(sendUsage), await readUsage(recvUsage)];
+        cpu.ackship.sender.push(cpuOf(s));
+        cpu.ackship.receiver.push(cpuOf(r));
+        rss.sender = Math.max(rss.sender, s.rssKiB / 1024);
+        rss.receiver = Math.max(rss.receiver, r.rssKiB / 1024);
+        return seconds;
+      },
+      'raw pipe + fsync': async () => {
+        const out = join(outputDir(work));
+        await mkdir(out, { recursive: true });
+        const receiver = start([USAGE, recvUsage, BASELINE, 'pipe-recv', join(out, 'big.bin')]);
+        const port = await waitForLine(receiver.child, 'stdout', /(\d+)/);
+        const seconds = await timed([USAGE, sendUsage, BASELINE, 'pipe-send', port, big]);
+        await receiver.exited;
+        cpu.raw.sender.push(cpuOf(await readUsage(sendUsage)));
+        cpu.raw.receiver.push(cpuOf(await readUsage(recvUsage)));
+        return seconds;
+      },
+      ...(rsync && { 'rsync --fsync': () => rsyncRun(big, ['--fsync']) }),
+      ...(tools.socat && {
+        socat: async () => {
+          const out = outputDir(work);
+          await mkdir(out, { recursive: true });
+          const port = await freePort();
+          const receiver = start(
+            [`socat -u TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr OPEN:${join(out, 'big.bin')},creat,trunc`],
+            { shell: true },
+          );
+          await waitForPort(port);
+          const seconds = await timed([`socat -u OPEN:${big} TCP:127.0.0.1:${port}`], { shell: true });
+          await receiver.exited;
+          return seconds;
+        },
+      }),
+    };
+    rows.push(
+      row(
+        `${BIG_MIB} MiB file, durable`,
+        's',
+        await rotated(contenders),
+        [
+          { against: 'rsync --fsync', goal: 1.0 },
+          { against: 'raw pipe + fsync', goal: 0.9 },
+        ],
+        {
+          ackship: `ackship send 127.0.0.1:PORT ${big}`,
+          'raw pipe + fsync': 'file → one TCP connection → writeSync to a file, fsync (bench/baseline.ts)',
+          'rsync --fsync': rsyncCommand(big, ['--fsync']),
+          socat: `socat -u OPEN:${big} TCP:127.0.0.1:PORT  →  socat -u TCP-LISTEN:PORT OPEN:OUT,creat (no fsync)`,
+        },
+      ),
+    );
+    const perGiB = (seconds: number[]) => median(seconds) / (BIG_MIB / 1024);
+    for (const side of ['sender', 'receiver'] as const) {
+      rows.push(
+        row(
+          `  CPU of the ${side} (user + sys) per GiB`,
+          'CPU s/GiB',
+          { ackship: perGiB(cpu.ackship[side]), 'raw pipe + fsync': perGiB(cpu.raw[side]) },
+          [{ against: 'raw pipe + fsync', goal: 1 / 1.3 }],
+          { ackship: 'process.resourceUsage() at exit (bench/usage.ts)' },
+        ),
+      );
+    }
+  }
+
+  // --- Memory: peak RSS of each side, 10 MiB against the large file.
+  {
+    const [sendUsage, recvUsage] = [join(work, 'small-send.json'), join(work, 'small-recv.json')];
+    const receiver = await startReceiver(outputDir(work), recvUsage);
+    await ackshipSend(work, receiver.port, [small], sendUsage);
+    await receiver.stop();
+    const [s, r] = [await readUsage(sendUsage), await readUsage(recvUsage)];
+    for (const [side, smallMiB, bigMiB] of [
+      ['sender', s.rssKiB / 1024, rss.sender],
+      ['receiver', r.rssKiB / 1024, rss.receiver],
+    ] as const) {
+      rows.push(
+        row(
+          `peak RSS of the ${side}, ${BIG_MIB} MiB file against 10 MiB`,
+          'MiB',
+          { ackship: bigMiB, '10 MiB': smallMiB, bound: RSS_BOUND_MIB },
+          [
+            { against: '10 MiB', goal: 1 / 1.2 },
+            { against: 'bound', goal: 1 },
+          ],
+          { ackship: 'process.resourceUsage().maxRSS (bench/usage.ts)' },
+        ),
+      );
+    }
+  }
+
+  // --- A stream, stdin to stdout, against a raw Node pipe.
+  {
+    const streamOnce = async (
+      receiverArgs: string[],
+      portPattern: RegExp,
+      senderArgs: (port: string) => string[],
+    ) => {
+      const receiver = start(receiverArgs, { stdout: 'ignore' });
+      const port = await waitForLine(receiver.child, 'stderr', portPattern);
+      receiver.child.stderr?.resume();
+      const input = await open(big, 'r');
+      try {
+        const began = performance.now();
+        const sender = start(senderArgs(port), {
+          env: { ACKSHIP_STATE_DIR: join(work, 'state') },
+          stdin: input.fd,
+        });
+        sender.child.stdout?.resume();
+        sender.child.stderr?.resume();
+        const codes = await Promise.all([sender.exited, receiver.exited]);
+        if (codes.some((code) => code !== 0)) throw new Error(`stream run exited ${codes.join(', ')}`);
+        return (performance.now() - began) / 1000;
+      } finally {
+        await input.close();
+      }
+    };
+    const values = await rotated({
+      ackship: () =>
+        streamOnce(
+          [BIN, 'recv', '--listen', '127.0.0.1:0', '--out', '-', '--quiet'],
+          /listening on 127\.0\.0\.1:(\d+)/,
+          (port) => [BIN, 'send', `127.0.0.1:${port}`, '-', '--quiet'],
+        ),
+      'raw pipe': () =>
+        streamOnce([BASELINE, 'stream-recv'], /(\d+)/, (port) => [BASELINE, 'stream-send', port]),
+    });
+    rows.push(
+      row(`${BIG_MIB} MiB stream, stdin → stdout`, 's', values, [{ against: 'raw pipe', goal: 0.9 }], {
+        ackship: `ackship send 127.0.0.1:PORT - < ${big}  →  ackship recv --out - > /dev/null`,
+        'raw pipe': 'stdin → one TCP connection → stdout (bench/baseline.ts)',
+      }),
+    );
+  }
+
+  // --- A long link: 25 ms each way through a userspace delay proxy.
+  {
+    const contenders: Record<string, () => Promise<number>> = {
+      ackship: async () => {
+        const receiver = await startReceiver(outputDir(work));
+        const proxy = await startDelayProxy(receiver.port);
+        const seconds = await ackshipSend(work, proxy.port, [`${long}/`, '-r']);
+        proxy.stop();
+        await receiver.stop();
+        return LONG / seconds;
+      },
+      ...(rsync && {
+        'rsync --fsync': async () => {
+          const proxy = await startDelayProxy(rsync.port);
+          const seconds = await rsyncRun(`${long}/`, ['--fsync'], proxy.port);
+          proxy.stop();
+          return LONG / seconds;
+        },
+      }),
+    };
+    rows.push(
+      row(
+        `${LONG} × 1 KiB files, ${DELAY_MS} ms each way`,
+        'items/s',
+        await rotated(contenders),
+        [{ against: 'rsync --fsync', goal: 1.0 }],
+        {
+          ackship: `ackship send 127.0.0.1:PROXY ${long}/ -r (bench/delay-proxy.ts in front of recv)`,
+          'rsync --fsync': `${rsyncCommand(`${long}/`, ['--fsync'])} (through the same proxy)`,
+        },
+      ),
+    );
+  }
+
+  // --- Start-up.
+  {
+    const values = await rotated({
+      ackship: () => timed([BIN, '--version']),
+      'node -e 0': () => timed(['-e', '0']),
+    });
+    rows.push(
+      row('start-up', 's', values, [{ against: 'node -e 0', goal: 1 / 2 }], {
+        ackship: 'ackship --version',
+        'node -e 0': 'node -e 0',
+      }),
+    );
+  }
+
+  // --- Programs to programs (issue 12): messages over one client.
+  for (const m of await messageRows(MESSAGES)) {
+    const durable = m.measure.includes('durable');
+    rows.push(
+      row(
+        m.measure.replace(/ \((msg|MiB)\/s\)$/, ''),
+        m.measure.includes('MiB/s') ? 'MiB/s' : 'msg/s',
+        { ackship: m.ackship, raw: m.raw },
+        [{ against: 'raw', goal: Number(/[\d.]+/.exec(m.goal)?.[0]) }],
+        {
+          ackship: `connect() with its defaults, 256 calls in flight (bench/message-sender.ts)${durable ? ', receiver with stateDir' : ''}`,
+          raw: `one raw socket: u32 length + payload, a 1-byte ack each, 64 in flight${durable ? ', one fdatasync per batch of acks' : ''}`,
+        },
+        `TCP connections ${m.connections.ackship} vs ${m.connections.raw}; peak RSS MiB sender/receiver ${m.rssMiB.ackship.sender}/${m.rssMiB.ackship.receiver} vs ${m.rssMiB.raw.sender}/${m.rssMiB.raw.receiver}`,
+      ),
+    );
+  }
+
+  await rsync?.stop();
+  const results = {
+    date: new Date().toISOString(),
+    machine: { node: process.version, cpus: cpus().length, model: cpus()[0]?.model, kernel: release() },
+    settings: {
+      quick: QUICK,
+      runs: RUNS,
+      bigMiB: BIG_MIB,
+      items: ITEMS,
+      tree: TREE,
+      long: LONG,
+      delayMs: DELAY_MS,
+    },
+    tools: tools.notes,
+    rows,
+  };
   await writeFile(join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  const rows = [
-    ['measure', 'ackship', 'baseline', 'ratio', 'goal'],
-    [
-      `${BIG_MIB} MiB file, send→recv (s)`,
-      fmt(large.ackship),
-      fmt(large.raw),
-      fmt(results.largeFile.ratio),
-      '>= 0.9 (raw/ackship time)',
-    ],
-    [
-      `${BIG_MIB} MiB stream, stdin→stdout (s)`,
-      fmt(stream.ackship),
-      fmt(stream.raw),
-      fmt(results.stream.ratio),
-      '(raw/ackship time)',
-    ],
-    [
-      'peak RSS of that stream (MiB, sender / receiver)',
-      `${fmt(stream.senderMiB, 1)} / ${fmt(stream.receiverMiB, 1)}`,
-      '',
-      '',
-      'bounded by --window',
-    ],
-    [
-      `${ITEMS} × 1 KiB items (items/s)`,
-      fmt(many.ackship, 0),
-      fmt(many.naive, 0),
-      fmt(results.manyItems.ratio),
-      '>= 1.0',
-    ],
-    [
-      'peak RSS sender (MiB, 1 GiB vs 10 MiB)',
-      fmt(rssBig.sender, 1),
-      fmt(rssSmall.sender, 1),
-      fmt(results.peakRssMiB.senderRatio),
-      '<= 1.2',
-    ],
-    [
-      'peak RSS receiver (MiB, 1 GiB vs 10 MiB)',
-      fmt(rssBig.receiver, 1),
-      fmt(rssSmall.receiver, 1),
-      fmt(results.peakRssMiB.receiverRatio),
-      '<= 1.2',
-    ],
-    ...messages.flatMap((m) => [
-      [
-        `${m.measure}; TCP connections ${m.connections.ackship} vs ${m.connections.raw}`,
-        fmt(m.ackship, 0),
-        fmt(m.raw, 0),
-        fmt(m.ratio),
-        m.goal,
-      ],
-      [
-        '  peak RSS sender / receiver (MiB)',
-        `${m.rssMiB.ackship.sender} / ${m.rssMiB.ackship.receiver}`,
-        `${m.rssMiB.raw.sender} / ${m.rssMiB.raw.receiver}`,
-        '',
-        '',
-      ],
-    ]),
-    [
-      '--version vs node -e 0 (s)',
-      fmt(boot.ackship, 3),
-      fmt(boot.node, 3),
-      fmt(results.startup.ratio),
-      '<= 3',
-    ],
-  ];
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length))) ?? [];
-  for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i] as number)).join('  '));
-  console.log(`\nmedian of ${RUNS} runs each; written to bench/results.json`);
+  print(rows);
+  for (const note of tools.notes) console.log(`note: ${note}`);
+  console.log(`\nmedians of ${RUNS} runs each, order rotated; written to bench/results.json`);
 } finally {
   await rm(work, { recursive: true, force: true });
+}
+
+/**
+ * Waits until something listens on `port` (a tool that cannot say when it is ready), by the
+ * kernel's socket table: a probe connection would be the one connection `socat -u` accepts.
+ */
+async function waitForPort(port: number): Promise<void> {
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  for (let i = 0; i < 250; i++) {
+    const table = await readFile('/proc/net/tcp', 'utf8');
+    if (table.split('\n').some((line) => line.includes(local) && / 0A /.test(line))) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+function print(table: Row[]): void {
+  const fmt = (n: number | undefined, unit: string) =>
+    n === undefined
+      ? 'skipped'
+      : n.toFixed(unit === 's' ? 2 : unit === 'CPU s/GiB' || unit === 'MiB' ? 1 : 0);
+  const lines: string[][] = [['measure', 'unit', 'ackship', 'others', 'ratios (goal)']];
+  for (const r of table) {
+    const others = Object.entries(r.values)
+      .filter(([name]) => name !== 'ackship')
+      .map(([name, v]) => `${name} ${fmt(v, r.unit)}`)
+      .join('; ');
+    const ratios = r.goals
+      .map((g) =>
+        g.ratio === undefined
+          ? `vs ${g.against}: skipped`
+          : `vs ${g.against} ${g.ratio.toFixed(2)} (>= ${g.goal.toFixed(2)}${g.met ? ', met' : ''})`,
+      )
+      .join('; ');
+    lines.push([r.measure, r.unit, fmt(r.values.ackship, r.unit), others, ratios]);
+  }
+  const widths = lines[0]?.map((_, i) => Math.max(...lines.map((l) => (l[i] as string).length))) ?? [];
+  for (const line of lines) console.log(line.map((cell, i) => cell.padEnd(widths[i] as number)).join('  '));
+  console.log('\ncommands:');
+  for (const r of table) {
+    console.log(`  ${r.measure.trim()}`);
+    for (const [name, command] of Object.entries(r.commands)) console.log(`    ${name}: ${command}`);
+    if (r.note !== undefined) console.log(`    (${r.note})`);
+  }
 }

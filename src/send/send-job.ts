@@ -10,7 +10,7 @@ import {
   PartialError,
   RejectedError,
 } from '../errors.js';
-import { TRANSFER_ID_LEN } from '../protocol/constants.js';
+import { MAX_VERSION, maxOpenItems, TRANSFER_ID_LEN } from '../protocol/constants.js';
 import {
   type Delivery,
   type QueryVerdict,
@@ -74,8 +74,11 @@ function asAckshipError(err: unknown): AckshipError {
   return new AckshipError(err instanceof Error ? err.message : String(err));
 }
 
-/** Most items one worker pool keeps in flight per connection: the protocol's v2 window. */
-const ITEMS_PER_CONNECTION = 64;
+/**
+ * Most items one worker pool keeps in flight per connection: the widest window of the protocol
+ * (§6: 256 from v5). A receiver with a narrower one makes the extra workers wait for a slot.
+ */
+const ITEMS_PER_CONNECTION = maxOpenItems(MAX_VERSION);
 
 export async function sendJob(
   sources: Source[],
@@ -135,8 +138,9 @@ export async function sendJob(
   }
 
   try {
+    // Workers take turns by lane, so that the first items spread over every connection.
     await Promise.all(
-      lanes.flatMap((lane) => Array.from({ length: ITEMS_PER_CONNECTION }, () => work(lane))),
+      Array.from({ length: ITEMS_PER_CONNECTION }, () => lanes.map((lane) => work(lane))).flat(),
     );
   } finally {
     for (const lane of lanes) lane.close();

@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { itemRecords, tempDir } from './support/cli.js';
+import { BIN, itemRecords, tempDir } from './support/cli.js';
 import { sha256File } from './support/files.js';
 import { FaultProxy } from './support/proxy.js';
 
-const MAX_RSS = fileURLToPath(new URL('../bench/max-rss.js', import.meta.url));
+const USAGE = fileURLToPath(new URL('../bench/usage.js', import.meta.url));
 const MiB = 1024 * 1024;
 const fastRetries = ['--retry-delay', '0.05', '--timeout', '5'];
 
@@ -57,7 +57,7 @@ interface Child {
   peakRssKiB: () => Promise<number>;
 }
 
-/** Runs the CLI under bench/max-rss.js, which records its peak RSS; killed when the test ends. */
+/** Runs the CLI under bench/usage.js, which records its peak RSS; killed when the test ends. */
 function cli(
   t: TestContext,
   dir: string,
@@ -67,7 +67,7 @@ function cli(
   textStdout = true,
 ): Child {
   const rssFile = join(dir, `${label}.rss`);
-  const child = spawn(process.execPath, [MAX_RSS, rssFile, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [USAGE, rssFile, BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -99,7 +99,7 @@ function cli(
     stdout: () => stdout,
     listening,
     exited,
-    peakRssKiB: async () => Number(await readFile(rssFile, 'utf8')),
+    peakRssKiB: async () => (JSON.parse(await readFile(rssFile, 'utf8')) as { rssKiB: number }).rssKiB,
   };
 }
 

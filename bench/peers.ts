@@ -55,7 +55,8 @@ export async function startRsyncDaemon(
   const config = join(work, 'rsyncd.conf');
   await writeFile(
     config,
-    `use chroot = no\n[bench]\n  path = ${root}\n  read only = no\n  uid = ${process.getuid?.() ?? 0}\n  gid = ${process.getgid?.() ?? 0}\n`,
+    // As root the daemon would drop to nobody, who cannot write here; otherwise it runs as us.
+    `use chroot = no\n[bench]\n  path = ${root}\n  read only = no\n${process.getuid?.() === 0 ? '  uid = 0\n  gid = 0\n' : ''}`,
   );
   const port = await freePort();
   const child: ChildProcess = spawn(

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
@@ -304,6 +304,41 @@ test('backpressure: past maxInFlight a send waits, it does not queue without bou
   assert.deepEqual([client.stats.inFlight, client.stats.queued], [2, 3]);
   release.open();
   assert.equal((await Promise.all(sends)).length, 5);
+});
+
+test('a v4 session keeps to its 64 open items: 256 calls in flight, 500 messages, one connection', async (t) => {
+  // Handlers hold until 64 are under way, so 64 messages stay open while 192 more calls wait:
+  // a 65th open item would end the session (§6), and one connection opened means none ever was.
+  const full = gate();
+  let entered = 0;
+  const receiver = await handlerReceiver(t, async (item) => {
+    if (++entered === 64) full.open();
+    await full.opened;
+    await item.bytes();
+  });
+  const proxy = await FaultProxy.start(t, { target: receiver.address.port, capVersion: 4 });
+  const client = await clientOf(t, proxy.port);
+  const acks = await Promise.all(
+    Array.from({ length: 500 }, (_, i) => client.send({ id: `v4-${i}`, data: Buffer.from('x') })),
+  );
+  assert.equal(acks.filter((a) => a.attempts === 1 && !a.duplicate).length, 500);
+  assert.equal(entered, 500);
+  assert.equal(client.stats.connectionsOpened, 1);
+});
+
+test('a v4 receiver of files: send keeps to its 64 open items over 300 files, one connection', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'tree'));
+  for (let i = 0; i < 300; i++) await writeFile(join(dir, 'tree', `f${i}`), `file ${i}`);
+  const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
+  const proxy = await FaultProxy.start(t, { target: receiver.port, capVersion: 4 });
+  const sent = await run(t, ['send', `127.0.0.1:${proxy.port}`, join(dir, 'tree'), '-r', '--json'], {
+    env: { ACKSHIP_STATE_DIR: join(dir, 'ids') },
+  });
+  assert.equal(sent.code, 0, sent.stderr);
+  const summary = records(sent.stdout).find((r) => r.event === 'summary');
+  assert.deepEqual([summary?.confirmed, summary?.connections, summary?.retries], [300, 1, 0]);
+  assert.equal((await readdir(join(dir, 'out', 'tree'))).length, 300);
 });
 
 test('a receiver older than messages (v3): the send fails at once and says so', async (t) => {

@@ -345,7 +345,7 @@ try {
         return seconds;
       },
       'raw pipe + fsync': async () => {
-        const out = join(outputDir(work));
+        const out = outputDir(work);
         await mkdir(out, { recursive: true });
         const receiver = start([USAGE, recvUsage, BASELINE, 'pipe-recv', join(out, 'big.bin')]);
         const port = await waitForLine(receiver.child, 'stdout', /(\d+)/);

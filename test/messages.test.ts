@@ -432,3 +432,15 @@ test("recv --exec with a command slower than the sender's --timeout: waited for,
   assert.deepEqual([item?.status, item?.attempts], ['confirmed', 1]);
   assert.equal(await readFile(runs, 'utf8'), 'run\n');
 });
+
+test("bytes() kept past the handler's end rejects; it never resolves with bytes the receiver let go", async (t) => {
+  let kept: Promise<Buffer> | undefined;
+  const receiver = await handlerReceiver(t, async (item) => {
+    kept = item.bytes();
+    kept.catch(() => {});
+  });
+  const client = await clientOf(t, receiver.address.port);
+  // 4 MiB: the handler settles before the rest of the payload has come.
+  await client.send({ id: 'kept', data: Buffer.alloc(4 << 20, 1) });
+  await assert.rejects(kept as Promise<Buffer>, /settled before/);
+});

@@ -154,7 +154,6 @@ export class HandlerSink implements ItemSink {
   constructor(options: HandlerSinkOptions) {
     this.#options = options;
     this.#permits = new Permits(options.maxInFlight);
-    // Every call under way listens to it, and stops listening when it settles.
   }
 
   /** A file OFFER: confirmed at once if its id was taken, else accepted from 0 (nothing is kept to resume). */

@@ -66,6 +66,8 @@ export class Intake {
     this.#consume('bytes');
     this.#wake(); // the size was declared and bounded: all of it may wait in memory now
     await this.verified;
+    // release() dropped what was kept: a handler that settled first has no payload to get.
+    if (this.#released) throw new PayloadError("the item's handler settled before it had the payload");
     return Buffer.concat(this.#pending, this.#received);
   }
 

@@ -8,11 +8,12 @@
 // that after a power cut the part resumes from what was really synced: the part's length alone
 // says nothing, since writes completed out of order leave holes of zeros below it.
 import { constants } from 'node:fs';
-import { type FileHandle, open, readFile, statfs, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readFile, unlink } from 'node:fs/promises';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
 import { isRetryableReject, RejectCode } from '../protocol/constants.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import type { FilePermits, FileUser } from './file-permits.js';
+import type { FreeSpace } from './free-space.js';
 import { errorMessage, type ItemWriter, ioRejectCode, journalRecord } from './item-writer.js';
 import type { ConfirmedJournal } from './journal.js';
 import { type Placement, PlacementRefused } from './placement.js';
@@ -28,6 +29,7 @@ export interface PartContext {
   journal: ConfirmedJournal;
   placement: Placement;
   permits: FilePermits;
+  space: FreeSpace;
   /** Makes new entries of the parts directory durable (an fsync shared by those asking at once). */
   syncPartsDir(): Promise<void>;
 }
@@ -60,6 +62,9 @@ export class PartWriter implements ItemWriter, FileUser {
   /** Open while a permit is held; undefined after an eviction, until the next use. */
   #file: FileHandle | undefined;
   #reopening: Promise<void> | undefined;
+  #openedBefore = false;
+  /** Whether this writer's first open made the file: then it holds nothing, and needs no fstat. */
+  #created = false;
   /** Uses of the file under way: while any runs, the file is not evicted. */
   #uses = 0;
   #hasher: Hasher = createHasher();
@@ -106,7 +111,7 @@ export class PartWriter implements ItemWriter, FileUser {
 
   /** Where the part resumes: what it durably holds, truncated to that and hashed. */
   async #resumePoint(file: FileHandle): Promise<number> {
-    let held = (await file.stat()).size;
+    let held = this.#created ? 0 : (await file.stat()).size;
     if (this.#offer.stream) {
       // Only what the synced-offset record vouches for; past it there may be holes.
       const synced = await readSynced(this.#path);
@@ -127,24 +132,12 @@ export class PartWriter implements ItemWriter, FileUser {
       }
       this.#length = held;
       // A stream's length is unknown: a full disk shows when a write fails.
-      await this.#checkSpace(this.#offer.size - held);
+      await this.#context.space.ensure(this.#offer.size - held);
       await hashFilePrefix(file, held, this.#hasher);
     }
     this.#length = held;
     this.#synced = held;
     return held;
-  }
-
-  async #checkSpace(needed: number): Promise<void> {
-    if (needed <= 0) return;
-    const fs = await statfs(this.#path);
-    const free = fs.bavail * fs.bsize;
-    if (needed > free) {
-      throw new PlacementRefused(
-        RejectCode.NoSpace,
-        `no space: ${needed} bytes needed, ${free} free on the receiver`,
-      );
-    }
   }
 
   get name(): string {
@@ -186,12 +179,30 @@ export class PartWriter implements ItemWriter, FileUser {
     if (this.#closed !== undefined) throw new Error('the part was closed');
     await this.#context.permits.acquire(this);
     try {
-      // Read-write, created if new, never truncated: what it holds is the resume offset.
-      this.#file = await open(this.#path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      this.#file = await this.#openFile();
     } catch (err) {
       this.#context.permits.release(this);
       throw err;
     }
+  }
+
+  /**
+   * Read-write, created if new, never truncated: what it holds is the resume offset. The first
+   * open tries to create it, as it does for almost every item: made now, it is known empty.
+   */
+  async #openFile(): Promise<FileHandle> {
+    const flags = constants.O_RDWR | constants.O_CREAT;
+    if (!this.#openedBefore) {
+      this.#openedBefore = true;
+      try {
+        const file = await open(this.#path, flags | constants.O_EXCL, 0o600);
+        this.#created = true;
+        return file;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    return open(this.#path, flags, 0o600);
   }
 
   /**
@@ -300,8 +311,10 @@ export class PartWriter implements ItemWriter, FileUser {
       await placement.check(this.#offer);
       const { mode, mtimeMs } = this.#offer;
       await this.#use(async (file) => {
-        if (mode !== undefined) await file.chmod(mode & 0o777);
-        if (mtimeMs !== undefined) await file.utimes(new Date(), new Date(mtimeMs));
+        await Promise.all([
+          mode !== undefined && file.chmod(mode & 0o777),
+          mtimeMs !== undefined && file.utimes(new Date(), new Date(mtimeMs)),
+        ]);
         await file.sync();
       });
       await this.#release(false);

@@ -10,6 +10,7 @@ import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/recei
 import { type Claim, Claims } from './claims.js';
 import { DirLock } from './dir-lock.js';
 import { FilePermits } from './file-permits.js';
+import { FreeSpace } from './free-space.js';
 import { fsyncDir } from './fsync-dir.js';
 import { GroupCommit } from './group-commit.js';
 import {
@@ -270,6 +271,7 @@ export class ReceiveStore implements ItemSink {
       journal,
       placement,
       permits: new FilePermits(MAX_OPEN_PARTS),
+      space: new FreeSpace(partsDir),
       syncPartsDir: () => partsDirSync.run(),
     };
   }
@@ -338,7 +340,7 @@ export class ReceiveStore implements ItemSink {
       }
       if (offer.stream && this.placement.openStream !== undefined)
         return await this.placement.openStream(offer, this.journal);
-      const there = offer.stream ? undefined : await this.placement.alreadyThere(offer, offer.size);
+      const there = await this.placement.admit(offer);
       if (there !== undefined) {
         const startOver = there.replaceable
           ? async () => (await PartWriter.open(this.#parts, offer, path)).writer
@@ -346,7 +348,6 @@ export class ReceiveStore implements ItemSink {
         const writer = new AlreadyThereWriter(offer, there, startOver);
         return { decision: { type: 'accept', offset: offer.size, prefixHash: there.hash }, writer };
       }
-      await this.placement.check(offer);
       if (offer.directory) {
         const writer = new DirectoryWriter(this.journal, this.placement, offer);
         return { decision: { type: 'accept', offset: 0, prefixHash: createHasher().digest() }, writer };
@@ -377,9 +378,8 @@ export class ReceiveStore implements ItemSink {
         const again = await this.#confirmAgain(confirmed, offer, join(this.#partsDir, id), false);
         if (again !== undefined) return again;
       }
-      const there = offer.stream ? undefined : await this.placement.alreadyThere(offer, offer.size);
+      const there = offer.stream ? undefined : await this.placement.admit(offer);
       if (there !== undefined) return { type: 'accept', offset: offer.size, prefixHash: there.hash };
-      if (!offer.stream) await this.placement.check(offer);
       return { type: 'accept', offset: 0, prefixHash: createHasher().digest() };
     } catch (err) {
       if (err instanceof PlacementRefused)

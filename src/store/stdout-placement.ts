@@ -63,8 +63,9 @@ export class StdoutPlacement implements Placement {
   }
 
   /** What stdout had before this receiver started is not known: nothing is already there. */
-  async alreadyThere(): Promise<undefined> {
-    return undefined;
+  /** Nothing is ever already there: what was written out cannot be read back. */
+  async admit(offer: ValidOffer): Promise<undefined> {
+    await this.check(offer);
   }
 
   /** stdout holds an item once it was written out; what was written cannot be read back. */

@@ -8,7 +8,8 @@
 // that after a power cut the part resumes from what was really synced: the part's length alone
 // says nothing, since writes completed out of order leave holes of zeros below it.
 import { constants } from 'node:fs';
-import { type FileHandle, open, readFile, unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
+import { FdFile } from '../fd-file.js';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
 import { isRetryableReject, RejectCode } from '../protocol/constants.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
@@ -47,20 +48,12 @@ async function readSynced(partPath: string): Promise<{ offset: number; hash: big
   return { offset: Number(offset), hash: bytes.readBigUInt64BE(8) };
 }
 
-async function writeAt(file: FileHandle, payload: Buffer, offset: number): Promise<void> {
-  let at = 0;
-  while (at < payload.length) {
-    const { bytesWritten } = await file.write(payload, at, payload.length - at, offset + at);
-    at += bytesWritten;
-  }
-}
-
 export class PartWriter implements ItemWriter, FileUser {
   readonly #context: PartContext;
   readonly #offer: ValidOffer;
   readonly #path: string;
   /** Open while a permit is held; undefined after an eviction, until the next use. */
-  #file: FileHandle | undefined;
+  #file: FdFile | undefined;
   #reopening: Promise<void> | undefined;
   #openedBefore = false;
   /** Whether this writer's first open made the file: then it holds nothing, and needs no fstat. */
@@ -110,8 +103,8 @@ export class PartWriter implements ItemWriter, FileUser {
   }
 
   /** Where the part resumes: what it durably holds, truncated to that and hashed. */
-  async #resumePoint(file: FileHandle): Promise<number> {
-    let held = this.#created ? 0 : (await file.stat()).size;
+  async #resumePoint(file: FdFile): Promise<number> {
+    let held = this.#created ? 0 : file.stat().size;
     if (this.#offer.stream) {
       // Only what the synced-offset record vouches for; past it there may be holes.
       const synced = await readSynced(this.#path);
@@ -155,11 +148,15 @@ export class PartWriter implements ItemWriter, FileUser {
   async evict(): Promise<void> {
     const file = this.#file;
     this.#file = undefined;
-    await file?.close().catch(() => {});
+    try {
+      file?.close();
+    } catch {
+      // Its writes were settled and fsynced where that mattered: nothing is lost.
+    }
   }
 
   /** Runs `task` with the file open, reopening it (under a permit) if it was evicted. */
-  async #use<T>(task: (file: FileHandle) => Promise<T>): Promise<T> {
+  async #use<T>(task: (file: FdFile) => Promise<T>): Promise<T> {
     this.#uses++;
     try {
       while (this.#file === undefined) {
@@ -190,19 +187,19 @@ export class PartWriter implements ItemWriter, FileUser {
    * Read-write, created if new, never truncated: what it holds is the resume offset. The first
    * open tries to create it, as it does for almost every item: made now, it is known empty.
    */
-  async #openFile(): Promise<FileHandle> {
+  async #openFile(): Promise<FdFile> {
     const flags = constants.O_RDWR | constants.O_CREAT;
     if (!this.#openedBefore) {
       this.#openedBefore = true;
       try {
-        const file = await open(this.#path, flags | constants.O_EXCL, 0o600);
+        const file = await FdFile.open(this.#path, flags | constants.O_EXCL);
         this.#created = true;
         return file;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
     }
-    return open(this.#path, flags, 0o600);
+    return FdFile.open(this.#path, flags);
   }
 
   /**
@@ -220,7 +217,7 @@ export class PartWriter implements ItemWriter, FileUser {
     }
     this.#hasher.update(payload);
     this.#length = Math.max(this.#length, offset + payload.length);
-    const writing = this.#use((file) => writeAt(file, payload, offset)).catch((err: unknown) => {
+    const writing = this.#use((file) => file.writeAll(payload, offset)).catch((err: unknown) => {
       this.#failure ??= err;
     });
     this.#writing.add(writing);
@@ -266,12 +263,12 @@ export class PartWriter implements ItemWriter, FileUser {
     const record = Buffer.alloc(SYNCED_LEN);
     record.writeBigUInt64BE(BigInt(offset), 0);
     record.writeBigUInt64BE(prefixHash, 8);
-    const file = await open(syncedRecordPath(this.#path), constants.O_WRONLY | constants.O_CREAT, 0o600);
+    const file = await FdFile.open(syncedRecordPath(this.#path), constants.O_WRONLY | constants.O_CREAT);
     try {
-      await writeAt(file, record, 0);
+      await file.writeAll(record, 0);
       await file.datasync();
     } finally {
-      await file.close();
+      file.close();
     }
     if (!this.#recordEntrySynced) {
       // The part's and the record's own entries: a resume after a power cut needs both.
@@ -311,10 +308,7 @@ export class PartWriter implements ItemWriter, FileUser {
       await placement.check(this.#offer);
       const { mode, mtimeMs } = this.#offer;
       await this.#use(async (file) => {
-        await Promise.all([
-          mode !== undefined && file.chmod(mode & 0o777),
-          mtimeMs !== undefined && file.utimes(new Date(), new Date(mtimeMs)),
-        ]);
+        file.setAttributes(mode, mtimeMs);
         await file.sync();
       });
       await this.#release(false);

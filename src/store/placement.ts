@@ -1,7 +1,7 @@
 // Where a verified item ends up: under its name inside DIR (here), or on stdout
 // (stdout-placement.ts). Both check the target before any data is accepted.
-import { constants, lstatSync, type Stats } from 'node:fs';
-import { link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { constants, linkSync, lstatSync, renameSync, type Stats, statSync, unlinkSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher, hashFilePrefix } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
@@ -150,22 +150,28 @@ export class DirectoryPlacement implements Placement {
     const parent = await this.#parentDirs(offer.parts, true);
     const target = join(this.#root, ...offer.parts);
     // A missing part is an error, never "already placed": holds() is how that is found out.
-    if (this.#overwrite) await rename(partPath, target);
+    // Synchronous, like lookup(): both directories' entries were just looked up or written, so
+    // these touch only what is in memory, and they save two thread-pool trips per item.
+    if (this.#overwrite) renameSync(partPath, target);
     else {
       // link + unlink never replaces a file that appeared meanwhile, as rename would.
-      await link(partPath, target).catch(async (err) => {
+      try {
+        linkSync(partPath, target);
+      } catch (err) {
         if (errno(err) !== 'EEXIST') throw err;
-        const [a, b] = await Promise.all([stat(partPath), stat(target)]);
+        const [a, b] = [statSync(partPath), statSync(target)];
         if (a.ino !== b.ino || a.dev !== b.dev) {
           throw new PlacementRefused(
             RejectCode.Exists,
             `${offer.name} exists (the receiver runs without --overwrite)`,
           );
         }
-      });
-      await unlink(partPath).catch((err) => {
+      }
+      try {
+        unlinkSync(partPath);
+      } catch (err) {
         if (errno(err) !== 'ENOENT') throw err;
-      });
+      }
     }
     await this.#syncDir(parent);
   }

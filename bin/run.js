@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Many fsyncs at once share the filesystem's journal commits, but libuv runs only 4 blocking
-// calls at a time by default; set before anything uses its thread pool.
-process.env.UV_THREADPOOL_SIZE ??= '64';
+// calls at a time by default. More threads than 16 cost CPU without more speed: every trip
+// through the pool wakes a thread through its shared queue (5,000 x 1 KiB files here: receiver
+// CPU 3.4 s with 16 threads, 4.0 s with 64, at the same speed). Set before anything uses it.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });

@@ -23,6 +23,11 @@ export class Output {
     return this.#options.json;
   }
 
+  /** --quiet without --json: records and events go nowhere, so they need not be made. */
+  get silent(): boolean {
+    return this.#options.quiet && !this.#options.json;
+  }
+
   /** One result: `fields` as a JSON line under --json, else `text` unless --quiet. */
   record(fields: Record<string, unknown>, text: string): void {
     if (this.#options.json) this.#options.records.write(`${JSON.stringify(fields)}\n`);

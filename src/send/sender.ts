@@ -1,8 +1,6 @@
 // Delivers items to one receiver, one at a time over one reused connection, retrying each
 // until the receiver confirms it (PROTOCOL.md §6). An item counts only on a matching CONFIRM.
-import { fstatSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,6 +12,7 @@ import {
   TransientError,
   UnconfirmedError,
 } from '../errors.js';
+import { FdFile } from '../fd-file.js';
 import { createHasher, type Hasher, hashFilePrefix, xxh64 } from '../hash.js';
 import type { Address } from '../net-address.js';
 import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js';
@@ -290,7 +289,7 @@ export class Sender {
           return { size, hash: checkNothing(answer.hash, nothing, source) };
         return { size, hash: await finish(connection, link, item, source, nothing) };
       }
-      const file = await open(source.path, 'r').catch((err: Error) => {
+      const file = await FdFile.openForReading(source.path).catch((err: Error) => {
         throw new InputError(`cannot read ${source.label}: ${err.message}`);
       });
       try {
@@ -309,7 +308,7 @@ export class Sender {
         assertUnchanged(file, source);
         return { size, hash: await finish(connection, link, item, source, hasher) };
       } finally {
-        await file.close();
+        file.close();
       }
     });
   }
@@ -446,7 +445,7 @@ function settle(event: SenderEvent, source: Source): Exclude<SenderEvent, { type
 }
 
 /** §6 resume: continue after the receiver's prefix only when it is our bytes; else start over. */
-async function resumePoint(file: FileHandle, offset: number, prefixHash: bigint) {
+async function resumePoint(file: FdFile, offset: number, prefixHash: bigint) {
   const hasher = createHasher();
   if (offset === 0) return { start: 0, hasher };
   await hashFilePrefix(file, offset, hasher);
@@ -465,7 +464,7 @@ function checkNothing(hash: bigint, nothing: Hasher, source: Source): bigint {
 }
 
 /** A retry of an item the receiver confirmed before: accept it only if it is our content. */
-async function checkEarlier(file: FileHandle, source: Source, hash: bigint): Promise<bigint> {
+async function checkEarlier(file: FdFile, source: Source, hash: bigint): Promise<bigint> {
   const hasher = createHasher();
   await hashFilePrefix(file, source.size, hasher);
   if (hasher.digest() !== hash) {
@@ -476,7 +475,7 @@ async function checkEarlier(file: FileHandle, source: Source, hash: bigint): Pro
   return hash;
 }
 
-async function readChunk(file: FileHandle, buf: Buffer, at: number, size: number): Promise<Buffer> {
+async function readChunk(file: FdFile, buf: Buffer, at: number, size: number): Promise<Buffer> {
   const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, size - at), at);
   return buf.subarray(0, bytesRead);
 }
@@ -486,7 +485,7 @@ async function streamData(
   connection: Connection,
   link: SlotLink,
   item: SenderItem,
-  file: FileHandle,
+  file: FdFile,
   source: Source,
   start: number,
   hasher: Hasher,
@@ -533,9 +532,8 @@ function throwIfAnswered(link: SlotLink, item: SenderItem, source: Source): void
   throw new ProtocolError(`unexpected frame kind ${early.kind} while sending data`);
 }
 
-function assertUnchanged(file: FileHandle, source: Source): void {
-  // fstat of an open file reads no disk: synchronous, it saves a thread-pool trip per item.
-  const now = fstatSync(file.fd);
+function assertUnchanged(file: FdFile, source: Source): void {
+  const now = file.stat();
   if (
     now.size !== source.size ||
     (source.mtimeMs !== undefined && Math.trunc(now.mtimeMs) !== source.mtimeMs)
@@ -591,13 +589,13 @@ async function queryAttempt(
   if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after a query`);
   // §7.3: a file of this size is under the name; whether it is ours, only our bytes can say.
   if (source.directory || source.size === 0 || answer.offset !== source.size) return { type: 'would-send' };
-  const file = await open(source.path, 'r').catch((err: Error) => {
+  const file = await FdFile.openForReading(source.path).catch((err: Error) => {
     throw new InputError(`cannot read ${source.label}: ${err.message}`);
   });
   try {
     const { start } = await resumePoint(file, answer.offset, answer.prefixHash);
     return { type: start === source.size ? 'already-there' : 'differs' };
   } finally {
-    await file.close();
+    file.close();
   }
 }

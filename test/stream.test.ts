@@ -3,13 +3,14 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BIN, itemRecords, tempDir } from './support/cli.js';
-import { sha256File } from './support/files.js';
+import { BIN, hasCommand, itemRecords, tempDir } from './support/cli.js';
+import { sha256File, writeRandom } from './support/files.js';
 import { FaultProxy } from './support/proxy.js';
 
 const USAGE = fileURLToPath(new URL('../bench/usage.js', import.meta.url));
@@ -246,6 +247,57 @@ describe('streams: stdin to stdout as it is read', { concurrency: 1 }, () => {
       }
     });
   }
+
+  test('stdin redirected from a file is sent from where its offset stands, a MiB per read', {
+    skip: hasCommand('strace', '-V') ? false : 'strace is not installed (.ci/run installs it where it can)',
+  }, async (t) => {
+    const dir = await tempDir(t);
+    const file = join(dir, 'input.bin');
+    await writeRandom(file, 5 * MiB + 1000);
+    const receiver = await streamReceiver(t, dir, ['--once']);
+    // `(head -c 1000 >/dev/null; ackship send HOST -) < input.bin`: the first 1000 bytes are gone.
+    const input = openSync(file, 'r');
+    t.after(() => closeSync(input));
+    readSync(input, Buffer.alloc(1000), 0, 1000, null);
+    const trace = join(dir, 'reads.trace');
+    const sender = spawn(
+      'strace',
+      // One file per thread (-ff): no call is split across lines by another thread's.
+      [
+        '-ff',
+        '-e',
+        'trace=read',
+        '-o',
+        trace,
+        process.execPath,
+        BIN,
+        'send',
+        `127.0.0.1:${receiver.port}`,
+        '-',
+      ],
+      { stdio: [input, 'ignore', 'pipe'] },
+    );
+    t.after(() => {
+      if (sender.exitCode === null && sender.signalCode === null) sender.kill('SIGKILL');
+    });
+    let stderr = '';
+    sender.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => sender.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    assert.equal(await receiver.exited, 0, receiver.stderr());
+    const output = await receiver.output();
+    const expected = (await readFile(file)).subarray(1000);
+    assert.equal(output.bytes, expected.length);
+    assert.equal(output.sha256, createHash('sha256').update(expected).digest('hex'));
+    // Each read of stdin asks for a whole CHUNK: 64 KiB reads would make 16 times the frames.
+    const traces = (await readdir(dir)).filter((name) => name.startsWith('reads.trace.'));
+    const text = (await Promise.all(traces.map((name) => readFile(join(dir, name), 'utf8')))).join('\n');
+    const asked = [...text.matchAll(/^read\(0, .*, (\d+)\) = \d+/gm)].map((m) => Number(m[1]));
+    assert.ok(asked.length >= 5, `reads of stdin seen: ${asked.length}`);
+    assert.deepEqual(new Set(asked), new Set([MiB]));
+  });
 
   test('a receiver older than streams (v2) gets stdin spooled and sent as a file, unasked', async (t) => {
     const dir = await tempDir(t);

@@ -1,3 +1,5 @@
+import { createReadStream, fstatSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { Args, Flags } from '@oclif/core';
 import { AckshipCommand, EXIT_STATUS_HELP } from '../cli/base-command.js';
 import { rateFlag, secondsFlag, sizeFlag } from '../cli/flags.js';
@@ -7,6 +9,7 @@ import { formatBytes } from '../cli/units.js';
 import { DEFAULTS } from '../defaults.js';
 import { PartialError, RejectedError, UsageError } from '../errors.js';
 import { hashHex } from '../hash.js';
+import { MAX_CHUNK_LEN } from '../protocol/constants.js';
 import { printableName } from '../protocol/names.js';
 import { readPem, resolveSecret } from '../secret.js';
 import type { ItemOutcome, JobSummary } from '../send/send-job.js';
@@ -179,7 +182,7 @@ ${EXIT_STATUS_HELP}`;
     const items = paths.map(
       (path): SendItem =>
         path === '-'
-          ? { name: flags.name ?? 'stdin', data: process.stdin }
+          ? { name: flags.name ?? 'stdin', data: stdin() }
           : { path, ...(flags.name !== undefined && { name: flags.name }) },
     );
     // A dry run moves no bytes: there is nothing for a bar to show.
@@ -312,6 +315,24 @@ function reportSummary(output: Output, summary: JobSummary): void {
       `(${mbPerSecond} MB/s) over ${summary.connections} connection${summary.connections === 1 ? '' : 's'}, ` +
       `${summary.retries} ${summary.retries === 1 ? 'retry' : 'retries'}`,
   );
+}
+
+/**
+ * stdin, as a stream. Redirected from a file it is read a CHUNK at a time, from where its
+ * offset stands: process.stdin reads a file 64 KiB at a time, and each read became a CHUNK
+ * frame of its own, with its own hash and ACK (1 GiB: 16,384 frames instead of 1,024).
+ */
+function stdin(): Readable {
+  if (!stdinIsFile()) return process.stdin;
+  return createReadStream('', { fd: 0, highWaterMark: MAX_CHUNK_LEN, autoClose: false });
+}
+
+function stdinIsFile(): boolean {
+  try {
+    return fstatSync(0).isFile();
+  } catch {
+    return false; // closed: process.stdin reports that, as it always did
+  }
 }
 
 /**

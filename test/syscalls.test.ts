@@ -14,6 +14,8 @@ import { rawSender, sendItem, show } from './support/raw-sender.js';
 
 await loadHasher();
 
+const MiB = 1024 * 1024;
+
 const skip = hasCommand('strace', '-V')
   ? false
   : 'strace is not installed (.ci/run installs it where it can)';
@@ -152,6 +154,32 @@ describe('system calls of a real receiver', { skip }, () => {
     );
   });
 
+  test("a large file's part is written back while it arrives, so the commit's fsync has only the tail", async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    const traceFile = join(dir, 'trace.txt');
+    const receiver = await tracedReceiver(
+      t,
+      ['-y', '-e', 'trace=fsync,fdatasync', '-o', traceFile],
+      ['--out', out, '--once'],
+    );
+    const src = join(dir, 'large.bin');
+    await writeRandom(src, 100 * MiB);
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, src], {
+      env: { ACKSHIP_STATE_DIR: join(dir, 's') },
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal((await receiver.exited).code, 0);
+    const onPart = (c: Call) => /\/\.ackship\/parts\/[0-9a-f]{32}>/.test(c.args);
+    const calls = parseTrace(await readFile(traceFile, 'utf8'));
+    const final = find(calls, "the part's fsync", (c) => c.name === 'fsync' && onPart(c));
+    const early = calls.filter((c) => c.name === 'fdatasync' && onPart(c));
+    // One each 32 MiB of the 100, each done before the commit's fsync began.
+    assert.ok(early.length >= 3, `background flushes of the part: ${early.length}`);
+    for (const call of early) assert.ok(call.returned >= 0 && call.returned < final.started);
+    assert.equal(await sha256File(join(out, 'large.bin')), await sha256File(src));
+  });
+
   test('a session busy committing when its idle timeout first fires is still timed out once idle', {
     timeout: 60_000,
   }, async (t) => {
@@ -177,6 +205,14 @@ describe('system calls of a real receiver', { skip }, () => {
     // The third fsync is the part's: the receiver syncs its state dir and DIR once at start.
     { syscall: 'fsync', when: 3, args: [] as string[], reason: /receiver could not store the item: EIO/ },
     { syscall: 'rename', when: 1, args: ['--overwrite'], reason: /receiver could not store the item: EIO/ },
+    // The first fdatasync is the background flush of a large file's part, mid-item.
+    {
+      syscall: 'fdatasync',
+      when: 1,
+      args: [],
+      size: 80 * MiB,
+      reason: /receiver rejected precious\.bin: .*EIO/,
+    },
   ]) {
     test(`a failing ${fault.syscall} is no confirmation; the retry succeeds once the fault is gone`, async (t) => {
       const dir = await tempDir(t);
@@ -194,7 +230,7 @@ describe('system calls of a real receiver', { skip }, () => {
         ['--out', out, '--once', ...fault.args],
       );
       const src = join(dir, 'precious.bin');
-      await writeRandom(src, 300_000);
+      await writeRandom(src, fault.size ?? 300_000);
       await writeFile(join(dir, 'unused'), '');
       const sent = await run(
         t,

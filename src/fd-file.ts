@@ -18,6 +18,7 @@ import {
   read,
   type Stats,
   write,
+  writev,
 } from 'node:fs';
 
 /** Adapts a node:fs callback call to a promise, without the FileHandle machinery's cost. */
@@ -63,6 +64,22 @@ export class FdFile {
     const fd = this.#open;
     for (let at = 0; at < buffer.length; ) {
       at += await call<number>((done) => write(fd, buffer, at, buffer.length - at, position + at, done));
+    }
+  }
+
+  /** Writes all of `buffers`, in order, at `position`: one pwritev(2), unless it comes up short. */
+  async writevAll(buffers: readonly Buffer[], position: number): Promise<void> {
+    const fd = this.#open;
+    let rest = buffers;
+    for (let at = position; rest.length > 0; ) {
+      const pending = rest;
+      let written = await call<number>((done) => writev(fd, pending, at, done));
+      at += written;
+      // Drop what was written: whole buffers, then the front of the one it stopped in.
+      let i = 0;
+      while (i < pending.length && written >= (pending[i] as Buffer).length)
+        written -= (pending[i++] as Buffer).length;
+      rest = i < pending.length ? [(pending[i] as Buffer).subarray(written), ...pending.slice(i + 1)] : [];
     }
   }
 

@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import { createHasher } from '../hash.js';
 import { MAX_REPLY_LEN, RejectCode } from '../protocol/constants.js';
+import type { Payload } from '../protocol/payload.js';
 import type { CommitOutcome, ValidOffer } from '../protocol/receiver-machine.js';
 import { errorMessage, type ItemSink, type ItemWriter, type OpenResult } from '../store/item-writer.js';
 import type { DedupRecords } from './dedup.js';
@@ -124,7 +125,7 @@ class HandlerWriter implements ItemWriter {
     this.#outcome = outcome;
   }
 
-  write(_offset: number, payload: Buffer): Promise<void> {
+  write(_offset: number, payload: Payload): Promise<void> {
     return this.#intake.write(payload);
   }
 

@@ -5,6 +5,7 @@
 // slows down instead of the receiver buffering without bound.
 import { Readable } from 'node:stream';
 import { createHasher, type Hasher, xxh64 } from '../hash.js';
+import type { Payload } from '../protocol/payload.js';
 
 /** How much of a message waits in memory for a handler that is not reading yet. */
 const BUFFERED = 1024 * 1024;
@@ -78,7 +79,12 @@ export class Intake {
   }
 
   /** DATA in order (the machine checked offsets); resolves when there is room for more. */
-  async write(payload: Buffer): Promise<void> {
+  async write(payload: Payload): Promise<void> {
+    if (Buffer.isBuffer(payload)) return this.#take(payload);
+    for (const part of payload) await this.#take(part);
+  }
+
+  async #take(payload: Buffer): Promise<void> {
     if (this.#received === 0 && this.#first === undefined) this.#first = payload;
     else {
       if (this.#hasher === undefined) {

@@ -35,6 +35,7 @@ import {
   TRANSFER_ID_LEN,
   WORKING_LEN,
 } from './constants.js';
+import { type Payload, payloadLength, payloadParts } from './payload.js';
 
 export interface Hello {
   minVersion: number;
@@ -78,7 +79,7 @@ export interface DataFrame {
   kind: typeof Kind.Data;
   slot: number;
   offset: number;
-  payload: Buffer;
+  payload: Payload;
 }
 export interface EndFrame {
   kind: typeof Kind.End;
@@ -119,7 +120,7 @@ export interface ChunkFrame {
   slot: number;
   offset: number;
   hash: bigint;
-  payload: Buffer;
+  payload: Payload;
 }
 /** v3: the stream's bytes before `offset` are durable on the receiver. */
 export interface AckFrame {
@@ -225,6 +226,17 @@ function upTo(what: string, value: Buffer, max: number): Buffer {
   return value;
 }
 
+/** A frame's payload, in its parts, when it is at most `max` bytes. */
+function payloadUpTo(
+  what: string,
+  payload: Payload,
+  max: number,
+): { parts: readonly Buffer[]; length: number } {
+  const length = payloadLength(payload);
+  if (length > max) throw new EncodeError(`${what} is ${length} bytes, more than ${max}`);
+  return { parts: payloadParts(payload), length };
+}
+
 /** A variable part of exactly `length` bytes, sent as its own buffer. */
 function exactly(what: string, value: Buffer, length: number): Buffer {
   if (value.length !== length) throw new EncodeError(`${what} must be ${length} bytes, got ${value.length}`);
@@ -273,12 +285,12 @@ export function encodeFrame(frame: Frame): Buffer[] {
       return [head, reason];
     }
     case Kind.Data: {
-      const payload = upTo('DATA payload', frame.payload, MAX_CHUNK_LEN);
+      const payload = payloadUpTo('DATA payload', frame.payload, MAX_CHUNK_LEN);
       const head = fixed(Kind.Data, DATA_FIXED_LEN, payload.length)
         .u32('slot', frame.slot)
         .length('offset', frame.offset)
         .finish();
-      return [head, payload];
+      return [head, ...payload.parts];
     }
     case Kind.End:
       return [fixed(Kind.End, END_LEN).u32('slot', frame.slot).u64('hash', frame.hash).finish()];
@@ -302,13 +314,13 @@ export function encodeFrame(frame: Frame): Buffer[] {
     case Kind.Session:
       return [fixed(Kind.Session, SESSION_LEN).bytes('session id', frame.id, SESSION_LEN).finish()];
     case Kind.Chunk: {
-      const payload = upTo('CHUNK payload', frame.payload, MAX_CHUNK_LEN);
+      const payload = payloadUpTo('CHUNK payload', frame.payload, MAX_CHUNK_LEN);
       const head = fixed(Kind.Chunk, CHUNK_FIXED_LEN, payload.length)
         .u32('slot', frame.slot)
         .length('offset', frame.offset)
         .u64('hash', frame.hash)
         .finish();
-      return [head, payload];
+      return [head, ...payload.parts];
     }
     case Kind.Ack:
       return [fixed(Kind.Ack, ACK_LEN).u32('slot', frame.slot).length('offset', frame.offset).finish()];

@@ -2,13 +2,25 @@
 // pushes socket chunks into it. "Need more bytes" is not an error; a violation throws a
 // ProtocolError and the parser stays failed.
 import { HandshakeError, ProtocolError } from '../errors.js';
-import { decodeBody, decodeHello, type Frame, type Hello } from './codec.js';
-import { ErrorCode, FRAME_HEADER_LEN, HELLO_LEN, Kind, MAGIC, MAX_BODY_LEN } from './constants.js';
+import { type ChunkFrame, type DataFrame, decodeBody, decodeHello, type Frame, type Hello } from './codec.js';
+import {
+  CHUNK_FIXED_LEN,
+  DATA_FIXED_LEN,
+  ErrorCode,
+  FRAME_HEADER_LEN,
+  HELLO_LEN,
+  Kind,
+  MAGIC,
+  MAX_BODY_LEN,
+} from './constants.js';
 
 export type Incoming = { kind: 'hello'; hello: Hello } | Frame;
 
-/** Frames whose body is mostly payload, and may take a slow link a while. */
-const PAYLOAD_KINDS: ReadonlySet<number> = new Set([Kind.Data, Kind.Chunk]);
+/** Frames whose body is mostly payload, and may take a slow link a while: their fixed fields' length. */
+const PAYLOAD_FIXED_LEN: ReadonlyMap<number, number> = new Map([
+  [Kind.Data, DATA_FIXED_LEN],
+  [Kind.Chunk, CHUNK_FIXED_LEN],
+]);
 
 const State = {
   Hello: 0, // waiting for the peer's 8-byte hello
@@ -42,7 +54,7 @@ export class FrameParser {
    */
   get partial(): 'none' | 'message' | 'payload' {
     if (this.#state === State.Hello) return 'message';
-    if (this.#state === State.Body) return PAYLOAD_KINDS.has(this.#kind) ? 'payload' : 'message';
+    if (this.#state === State.Body) return PAYLOAD_FIXED_LEN.has(this.#kind) ? 'payload' : 'message';
     return this.#buffered > 0 ? 'message' : 'none';
   }
 
@@ -102,13 +114,44 @@ export class FrameParser {
       }
       case State.Body: {
         if (this.#buffered < this.#bodyLen) return undefined;
-        const frame = decodeBody(this.#kind, this.#consume(this.#bodyLen));
+        const frame = this.#decodeBody();
         this.#state = State.Header;
         return frame;
       }
       default:
         return undefined;
     }
+  }
+
+  /** The frame whose whole body is buffered; a DATA or CHUNK payload stays in the views it came in. */
+  #decodeBody(): Frame {
+    const fixed = PAYLOAD_FIXED_LEN.get(this.#kind);
+    const head = this.#chunks[0];
+    // Within one read, or too short to hold its fixed fields (decodeBody says so): as it is.
+    if (fixed === undefined || head === undefined || head.length >= this.#bodyLen || this.#bodyLen < fixed)
+      return decodeBody(this.#kind, this.#consume(this.#bodyLen));
+    const frame = decodeBody(this.#kind, this.#consume(fixed)) as DataFrame | ChunkFrame;
+    frame.payload = this.#consumeViews(this.#bodyLen - fixed);
+    return frame;
+  }
+
+  /** Takes n bytes off the front as views of the chunks they are in. */
+  #consumeViews(n: number): Buffer[] {
+    this.#buffered -= n;
+    const views: Buffer[] = [];
+    for (let left = n; left > 0; ) {
+      const chunk = this.#chunks[0] as Buffer;
+      if (chunk.length <= left) {
+        views.push(chunk);
+        this.#chunks.shift();
+        left -= chunk.length;
+      } else {
+        views.push(chunk.subarray(0, left));
+        this.#chunks[0] = chunk.subarray(left);
+        left = 0;
+      }
+    }
+    return views;
   }
 
   #peek(n: number): Buffer {
@@ -129,7 +172,7 @@ export class FrameParser {
       this.#chunks[0] = head.subarray(n);
       return head.subarray(0, n);
     }
-    // A fresh buffer: the receiver keeps a DATA payload while it is written to disk.
+    // Spanning chunks: copied into a fresh buffer, which the frame may keep.
     const out = Buffer.allocUnsafe(n);
     let at = 0;
     while (at < n) {

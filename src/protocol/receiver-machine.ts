@@ -10,7 +10,6 @@ import {
   RejectedError,
   TransientError,
 } from '../errors.js';
-import { xxh64 } from '../hash.js';
 import { SecretProof } from './auth.js';
 import type {
   ChunkFrame,
@@ -34,6 +33,7 @@ import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
 import { messageFieldsProblem, messageId } from './message-fields.js';
 import { checkName } from './names.js';
+import { type Payload, payloadHash, payloadLength } from './payload.js';
 
 export interface ReceiverLimits {
   /** Largest declared size accepted, in bytes (for a stream: the most it may grow to). */
@@ -83,7 +83,7 @@ export type ReceiverAction =
    * `refusal` the message is refused then, and its data dropped as it comes.
    */
   | { type: 'message'; offer: ValidOffer; refusal?: { code: RejectCode; reason: string } }
-  | { type: 'write'; slot: number; offset: number; payload: Buffer; truncate: boolean }
+  | { type: 'write'; slot: number; offset: number; payload: Payload; truncate: boolean }
   | { type: 'commit'; slot: number; hash: bigint }
   /** `final`: the sender will not retry the item (§4.3). */
   | { type: 'rejected'; slot: number; name: string; reason: string; final: boolean }
@@ -402,7 +402,7 @@ export class ReceiverMachine {
     return [{ type: 'open', offer }];
   }
 
-  #data(slot: number, offset: number, payload: Buffer): ReceiverAction[] {
+  #data(slot: number, offset: number, payload: Payload): ReceiverAction[] {
     const item = this.#items.get(slot);
     if (item?.phase !== 'receiving' || item.offer.stream) {
       return this.#violation(`DATA for slot ${slot}, which is not an accepted file`, ErrorCode.Unexpected);
@@ -410,9 +410,10 @@ export class ReceiverMachine {
     // §6: the first DATA starts at the accepted offset (resume) or at 0 (start over); later
     // ones continue exactly where the previous one ended.
     const restart = item.next === undefined && offset === 0;
-    const misplaced = this.#misplaced(item, offset, payload.length, restart);
+    const length = payloadLength(payload);
+    const misplaced = this.#misplaced(item, offset, length, restart);
     if (misplaced !== undefined) return this.#violation(misplaced);
-    const end = offset + payload.length;
+    const end = offset + length;
     if (end > item.offer.size) {
       return this.#violation(`DATA runs to ${end}, past the declared size ${item.offer.size}`);
     }
@@ -428,15 +429,16 @@ export class ReceiverMachine {
       return this.#violation(`CHUNK for slot ${slot}, which is not an accepted stream`, ErrorCode.Unexpected);
     }
     // A stream never starts over: its sender may no longer hold the beginning.
-    const misplaced = this.#misplaced(item, offset, payload.length, false);
+    const length = payloadLength(payload);
+    const misplaced = this.#misplaced(item, offset, length, false);
     if (misplaced !== undefined) return this.#violation(misplaced);
     const { name } = item.offer;
-    const actual = xxh64(payload);
+    const actual = payloadHash(payload);
     if (actual !== frame.hash) {
       const reason = `CHUNK at offset ${offset} failed its checksum; the verified prefix is kept`;
       return this.#refuseMidItem(slot, name, RejectCode.Checksum, reason, new TransientError(reason));
     }
-    const end = offset + payload.length;
+    const end = offset + length;
     if (end > this.#limits.maxSize) {
       const reason = `stream passed the receiver's limit of ${this.#limits.maxSize} bytes`;
       const code = RejectCode.TooLarge;

@@ -8,6 +8,7 @@ import { type Address, formatAddress } from '../net-address.js';
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
 import { Kind } from '../protocol/constants.js';
 import { FrameParser } from '../protocol/frame-parser.js';
+import { payloadLength } from '../protocol/payload.js';
 import { SenderConnection, type SenderConnectionAction } from '../protocol/sender-connection.js';
 import { type ClientTls, connectTo, tlsFailure } from '../transport.js';
 import { AsyncQueue } from './async-queue.js';
@@ -206,7 +207,7 @@ export class Connection {
    */
   async send(frame: Frame, reuse = false): Promise<void> {
     if (this.#limiter !== undefined && (frame.kind === Kind.Data || frame.kind === Kind.Chunk))
-      await this.#limiter.take(frame.payload.length, this.#signal);
+      await this.#limiter.take(payloadLength(frame.payload), this.#signal);
     return this.#write([frame], reuse);
   }
 
@@ -219,7 +220,7 @@ export class Connection {
     return this.exclusive(async () => {
       if (this.#limiter !== undefined) {
         for (const frame of frames)
-          if (frame.kind === Kind.Data) await this.#limiter.take(frame.payload.length, this.#signal);
+          if (frame.kind === Kind.Data) await this.#limiter.take(payloadLength(frame.payload), this.#signal);
       }
       return this.#write(frames, false);
     });

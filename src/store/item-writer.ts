@@ -2,6 +2,7 @@
 
 import { hashHex } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
+import type { Payload } from '../protocol/payload.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import type { ConfirmedRecord } from './journal.js';
 import { PlacementRefused } from './placement.js';
@@ -14,7 +15,7 @@ export interface ItemWriter {
   onTakeover: () => void;
   /** v3 streams: called once the bytes before `offset` are durable (or out on stdout). */
   onDurable: (offset: number) => void;
-  write(offset: number, payload: Buffer, truncate: boolean): Promise<void>;
+  write(offset: number, payload: Payload, truncate: boolean): Promise<void>;
   /** §7: verify, make durable, journal, place; only a 'confirmed' outcome may be confirmed. */
   commit(expected: bigint): Promise<CommitOutcome>;
   /** The connection is gone: keep what is durable for a resume, unless told to `discard` it. */

@@ -12,6 +12,7 @@ import { readFile, unlink } from 'node:fs/promises';
 import { FdFile } from '../fd-file.js';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
 import { isRetryableReject, RejectCode } from '../protocol/constants.js';
+import { type Payload, payloadLength, payloadParts } from '../protocol/payload.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import type { FilePermits, FileUser } from './file-permits.js';
 import type { FreeSpace } from './free-space.js';
@@ -216,7 +217,7 @@ export class PartWriter implements ItemWriter, FileUser {
    * than MAX_WRITING bytes are being written, so the disk works while the socket is read.
    * Throws the first failure of any write.
    */
-  async write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
+  async write(offset: number, payload: Payload, truncate: boolean): Promise<void> {
     if (truncate) {
       // The sender found our prefix differs from its bytes: start over.
       await this.#settled();
@@ -225,16 +226,20 @@ export class PartWriter implements ItemWriter, FileUser {
       this.#length = 0;
       this.#flushedAt = 0;
     }
-    this.#hasher.update(payload);
-    this.#length = Math.max(this.#length, offset + payload.length);
-    const writing = this.#use((file) => file.writeAll(payload, offset)).catch((err: unknown) => {
+    const parts = payloadParts(payload);
+    const length = payloadLength(payload);
+    for (const part of parts) this.#hasher.update(part);
+    this.#length = Math.max(this.#length, offset + length);
+    const writing = this.#use((file) =>
+      parts.length === 1 ? file.writeAll(parts[0] as Buffer, offset) : file.writevAll(parts, offset),
+    ).catch((err: unknown) => {
       this.#failure ??= err;
     });
     this.#writing.add(writing);
-    this.#writingBytes += payload.length;
+    this.#writingBytes += length;
     void writing.finally(() => {
       this.#writing.delete(writing);
-      this.#writingBytes -= payload.length;
+      this.#writingBytes -= length;
     });
     if (this.#offer.stream) this.#syncSoon();
     else this.#flushAhead();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createHasher } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
 import { STATE_DIR_NAME } from '../protocol/names.js';
+import type { Payload } from '../protocol/payload.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import { type Claim, Claims } from './claims.js';
 import { DirLock } from './dir-lock.js';
@@ -124,7 +125,7 @@ class AlreadyThereWriter implements ItemWriter {
   }
 
   /** Data at all means the sender's bytes differ from what is there: it started over. */
-  async write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
+  async write(offset: number, payload: Payload, truncate: boolean): Promise<void> {
     if (this.#startOver === undefined) throw this.#differs();
     this.#part ??= this.#startOver();
     await (await this.#part).write(offset, payload, truncate);
@@ -207,7 +208,7 @@ class ClaimedWriter implements ItemWriter {
     return this.#inner.onDurable;
   }
 
-  write(offset: number, payload: Buffer, truncate: boolean): Promise<void> {
+  write(offset: number, payload: Payload, truncate: boolean): Promise<void> {
     return this.#inner.write(offset, payload, truncate);
   }
 

@@ -8,6 +8,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHasher, type Hasher, hashHex } from '../hash.js';
 import { RejectCode } from '../protocol/constants.js';
+import { type Payload, payloadLength, payloadParts } from '../protocol/payload.js';
 import type { CommitOutcome, ValidOffer } from '../protocol/receiver-machine.js';
 import type { ItemWriter, OpenResult } from './item-writer.js';
 import type { ConfirmedJournal } from './journal.js';
@@ -121,21 +122,25 @@ class StdoutStreamWriter implements ItemWriter {
     await this.#writing.catch(() => {});
   }
 
-  write(_offset: number, payload: Buffer): Promise<void> {
+  write(_offset: number, payload: Payload): Promise<void> {
     this.#writing = this.#write(payload);
     return this.#writing;
   }
 
-  async #write(payload: Buffer): Promise<void> {
+  async #write(payload: Payload): Promise<void> {
     const state = this.#state;
     if (this.#retired) throw new Error('a newer connection took the stream over');
     if (state.failure !== undefined) throw new PlacementRefused(RejectCode.OutputFailed, state.failure);
     // Counted as emitted as soon as stdout has the bytes: a resume must never write them again.
-    state.hasher.update(payload);
-    state.emitted += payload.length;
+    const parts = payloadParts(payload);
+    const length = payloadLength(payload);
+    for (const part of parts) state.hasher.update(part);
+    state.emitted += length;
     const end = state.emitted;
     const flushed = new Promise<void>((resolve, reject) => {
-      this.#out.write(payload, (err) => (err ? reject(err) : resolve()));
+      // In order: the last part's callback comes after every earlier part's write.
+      for (const part of parts.slice(0, -1)) this.#out.write(part);
+      this.#out.write(parts.at(-1) ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
     });
     this.#flushed = flushed.then(() => {
       this.#durable = end;
@@ -149,7 +154,7 @@ class StdoutStreamWriter implements ItemWriter {
     try {
       await Promise.race([this.#flushed, drained(this.#out)]);
     } catch (err) {
-      state.failure = `stdout failed after ${state.emitted - payload.length} bytes: ${(err as Error).message}`;
+      state.failure = `stdout failed after ${state.emitted - length} bytes: ${(err as Error).message}`;
       throw new PlacementRefused(RejectCode.OutputFailed, state.failure);
     } finally {
       clearInterval(keepalive);

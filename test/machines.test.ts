@@ -294,11 +294,24 @@ describe('stream items (v3)', async () => {
     );
   });
 
-  test('one transfer id offered twice on one connection is unexpected', () => {
+  test('one transfer id offered twice on one connection is unexpected while open, and free once settled', () => {
     const machine = receiver();
     assert.equal(machine.receive(offer(5))[0]?.type, 'open');
     const again = { ...(offer(5, 'other') as Extract<Frame, { kind: 1 }>), slot: 2 };
     assert.equal(failure(machine.receive(again)).wireCode, ErrorCode.Unexpected);
+    // Accepted, and then its data whole and committing: still open under its id.
+    const receiving = accepted(5);
+    assert.equal(failure(receiving.receive(again)).wireCode, ErrorCode.Unexpected);
+    const committing = accepted(5);
+    committing.receive(data(0, 'hello'));
+    committing.receive({ kind: Kind.End, slot: 1, hash: 9n });
+    assert.equal(failure(committing.receive(again)).wireCode, ErrorCode.Unexpected);
+    // Confirmed: the id may come again (a re-run on the same connection) in another slot.
+    const settled = accepted(5);
+    settled.receive(data(0, 'hello'));
+    settled.receive({ kind: Kind.End, slot: 1, hash: 9n });
+    settled.committed(1, { type: 'confirmed', hash: 9n });
+    assert.equal(settled.receive(again)[0]?.type, 'open');
   });
 
   test('an mtime no filesystem call can set, or a name component over 255 bytes, is refused at OFFER for good', () => {

@@ -98,12 +98,43 @@ type Item =
   /** `size`: the length confirmed, declared by OFFER, or for a stream by its TRAILER. */
   | { phase: 'committing'; offer: ValidOffer; size: number };
 
+/**
+ * The items open on a connection, by slot, with their transfer ids indexed: every OFFER is
+ * checked against all of them (§7.1), and a scan of 256 ids per OFFER was 2% of a small
+ * file's receiver CPU.
+ */
+class OpenItems extends Map<number, Item> {
+  readonly #ids = new Set<string>();
+
+  override set(slot: number, item: Item): this {
+    const before = this.get(slot);
+    if (before !== undefined) this.#ids.delete(before.offer.id.toString('latin1'));
+    this.#ids.add(item.offer.id.toString('latin1'));
+    return super.set(slot, item);
+  }
+
+  override delete(slot: number): boolean {
+    const item = this.get(slot);
+    if (item !== undefined) this.#ids.delete(item.offer.id.toString('latin1'));
+    return super.delete(slot);
+  }
+
+  override clear(): void {
+    this.#ids.clear();
+    super.clear();
+  }
+
+  hasId(id: Buffer): boolean {
+    return this.#ids.has(id.toString('latin1'));
+  }
+}
+
 export class ReceiverMachine {
   readonly #limits: ReceiverLimits;
   readonly #secret: Buffer | undefined;
   /** §2.1: with a shared secret, nothing but the proof is taken until the sender proved it. */
   #proof: SecretProof | undefined;
-  readonly #items = new Map<number, Item>();
+  readonly #items = new OpenItems();
   #version: number | undefined;
   #sessionAllowed = true;
   #failed = false;
@@ -317,10 +348,8 @@ export class ReceiverMachine {
     }
     if (this.#items.has(slot)) return this.#violation(`slot ${slot} is already in use`, ErrorCode.Unexpected);
     // §7.1: an id is one item; offered twice on one connection, neither copy could take the other over.
-    for (const item of this.#items.values()) {
-      if (item.offer.id.equals(id))
-        return this.#violation('transfer id is already open on this connection', ErrorCode.Unexpected);
-    }
+    if (this.#items.hasId(id))
+      return this.#violation('transfer id is already open on this connection', ErrorCode.Unexpected);
     const limit = maxOpenItems(this.#version ?? 1);
     if (this.#items.size >= limit)
       return this.#violation(`more than ${limit} items open at once`, ErrorCode.Unexpected);

@@ -32,21 +32,28 @@ function terminal(t: TestContext, columns: number, cwd: string) {
   );
   t.after(() => tmux('kill-server'));
   let runs = 0;
+  /** The screen's lines (a wrapped line joined whole), trailing blanks cut, empty ones at the end dropped. */
+  const screen = (): string[] => {
+    const lines = tmux('capture-pane', '-p', '-J')
+      .split('\n')
+      .map((l) => l.trimEnd());
+    while (lines.at(-1) === '') lines.pop();
+    return lines;
+  };
   return {
-    /** Types `command` and Enter, and returns once it has finished. */
+    /**
+     * Types `command` and Enter, and returns once it has finished and the shell's next prompt
+     * is drawn: the signal comes from the command line itself, a moment before bash prints the
+     * prompt (tmux tells no event for that: polled, for at most 5 s).
+     */
     run(command: string): void {
       const channel = `done-${runs++}`;
       tmux('send-keys', `${command}; tmux -L ${socket} wait-for -S ${channel}`, 'Enter');
       tmux('wait-for', channel);
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < 250 && screen().at(-1) !== '$'; i++) Atomics.wait(pause, 0, 0, 20);
     },
-    /** The screen's lines (a wrapped line joined whole), trailing blanks cut, empty ones at the end dropped. */
-    screen(): string[] {
-      const lines = tmux('capture-pane', '-p', '-J')
-        .split('\n')
-        .map((l) => l.trimEnd());
-      while (lines.at(-1) === '') lines.pop();
-      return lines;
-    },
+    screen,
     clear(): void {
       tmux('send-keys', 'clear', 'Enter');
       tmux('clear-history');

@@ -17,7 +17,6 @@ import {
   open,
   read,
   type Stats,
-  write,
   writev,
 } from 'node:fs';
 
@@ -59,16 +58,8 @@ export class FdFile {
     }));
   }
 
-  /** Writes all of `buffer` at `position`, however many write(2) calls that takes. */
-  async writeAll(buffer: Buffer, position: number): Promise<void> {
-    const fd = this.#open;
-    for (let at = 0; at < buffer.length; ) {
-      at += await call<number>((done) => write(fd, buffer, at, buffer.length - at, position + at, done));
-    }
-  }
-
   /** Writes all of `buffers`, in order, at `position`: one pwritev(2), unless it comes up short. */
-  async writevAll(buffers: readonly Buffer[], position: number): Promise<void> {
+  async writeAll(buffers: readonly Buffer[], position: number): Promise<void> {
     const fd = this.#open;
     let rest = buffers;
     for (let at = position; rest.length > 0; ) {

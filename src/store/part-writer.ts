@@ -62,9 +62,11 @@ export class PartWriter implements ItemWriter, FileUser {
   /** Open while a permit is held; undefined after an eviction, until the next use. */
   #file: FdFile | undefined;
   #reopening: Promise<void> | undefined;
-  #openedBefore = false;
-  /** Whether this writer's first open made the file: then it holds nothing, and needs no fstat. */
-  #created = false;
+  /**
+   * Whether this writer's first open made the file (then it holds nothing, and needs no fstat);
+   * undefined before that open.
+   */
+  #created: boolean | undefined;
   /** Uses of the file under way: while any runs, the file is not evicted. */
   #uses = 0;
   #hasher: Hasher = createHasher();
@@ -199,8 +201,8 @@ export class PartWriter implements ItemWriter, FileUser {
    */
   async #openFile(): Promise<FdFile> {
     const flags = constants.O_RDWR | constants.O_CREAT;
-    if (!this.#openedBefore) {
-      this.#openedBefore = true;
+    if (this.#created === undefined) {
+      this.#created = false;
       try {
         const file = await FdFile.open(this.#path, flags | constants.O_EXCL);
         this.#created = true;
@@ -230,9 +232,7 @@ export class PartWriter implements ItemWriter, FileUser {
     const length = payloadLength(payload);
     for (const part of parts) this.#hasher.update(part);
     this.#length = Math.max(this.#length, offset + length);
-    const writing = this.#use((file) =>
-      parts.length === 1 ? file.writeAll(parts[0] as Buffer, offset) : file.writevAll(parts, offset),
-    ).catch((err: unknown) => {
+    const writing = this.#use((file) => file.writeAll(parts, offset)).catch((err: unknown) => {
       this.#failure ??= err;
     });
     this.#writing.add(writing);
@@ -297,7 +297,7 @@ export class PartWriter implements ItemWriter, FileUser {
     record.writeBigUInt64BE(prefixHash, 8);
     const file = await FdFile.open(syncedRecordPath(this.#path), constants.O_WRONLY | constants.O_CREAT);
     try {
-      await file.writeAll(record, 0);
+      await file.writeAll([record], 0);
       await file.datasync();
     } finally {
       file.close();

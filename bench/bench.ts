@@ -11,7 +11,7 @@
 //   BENCH_RUNS    (default 3)      runs of each contender, in rotated order; medians reported
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,13 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'bin', 'run.js');
 const BASELINE = fileURLToPath(new URL('baseline.js', import.meta.url));
 const USAGE = fileURLToPath(new URL('usage.js', import.meta.url));
+/** The node flags of bin/run.js's first line (`#!/usr/bin/env -S node FLAGS`): ackship runs as a shell runs it. */
+const NODE_FLAGS = /^#!\S+ -S node(.*)$/m.exec(readFileSync(BIN, 'utf8'))?.[1]?.trim().split(/\s+/) ?? [];
+
+/** Node's arguments for `ackship ARGS`; with `usageFile`, what it cost is written there at exit. */
+function ackship(args: string[], usageFile?: string): string[] {
+  return [...NODE_FLAGS, ...(usageFile ? [USAGE, usageFile] : []), BIN, ...args];
+}
 const DELAY_PROXY = fileURLToPath(new URL('delay-proxy.js', import.meta.url));
 
 interface Child {
@@ -155,7 +162,7 @@ async function startReceiver(
   usageFile?: string,
 ): Promise<{ port: number; stop: () => Promise<void> }> {
   const args = ['recv', '--listen', '127.0.0.1:0', '--out', out, '--quiet'];
-  const receiver = start(usageFile ? [USAGE, usageFile, BIN, ...args] : [BIN, ...args]);
+  const receiver = start(ackship(args, usageFile));
   const port = Number(await waitForLine(receiver.child, 'stderr', /listening on 127\.0\.0\.1:(\d+)/));
   receiver.child.stderr?.resume();
   return {
@@ -169,7 +176,7 @@ async function startReceiver(
 
 function ackshipSend(work: string, port: number, args: string[], usageFile?: string): Promise<number> {
   const sendArgs = ['send', `127.0.0.1:${port}`, ...args, '--quiet'];
-  return timed(usageFile ? [USAGE, usageFile, BIN, ...sendArgs] : [BIN, ...sendArgs], {
+  return timed(ackship(sendArgs, usageFile), {
     env: { ACKSHIP_STATE_DIR: join(work, 'state') },
   });
 }
@@ -458,9 +465,9 @@ try {
     const values = await rotated({
       ackship: () =>
         streamOnce(
-          [BIN, 'recv', '--listen', '127.0.0.1:0', '--out', '-', '--quiet'],
+          ackship(['recv', '--listen', '127.0.0.1:0', '--out', '-', '--quiet']),
           /listening on 127\.0\.0\.1:(\d+)/,
-          (port) => [BIN, 'send', `127.0.0.1:${port}`, '-', '--quiet'],
+          (port) => ackship(['send', `127.0.0.1:${port}`, '-', '--quiet']),
         ),
       'raw pipe': () =>
         streamOnce([BASELINE, 'stream-recv'], /(\d+)/, (port) => [BASELINE, 'stream-send', port]),
@@ -510,7 +517,7 @@ try {
   // --- Start-up.
   {
     const values = await rotated({
-      ackship: () => timed([BIN, '--version']),
+      ackship: () => timed(ackship(['--version'])),
       'node -e 0': () => timed(['-e', '0']),
     });
     rows.push(

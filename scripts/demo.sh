@@ -3,7 +3,8 @@
 # confirmations shown, and the received files compared with the originals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ackship() { node bin/run.js "$@"; }
+# As an installed ackship runs: through bin/run.js's first line, with its node flags.
+ackship() { ./bin/run.js "$@"; }
 
 work=$(mktemp -d)
 receiver=''

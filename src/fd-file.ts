@@ -3,8 +3,9 @@
 // its queue), against a few µs for the call itself, and a small file made about ten of them
 // through node:fs/promises. So calls that only touch an inode in memory (fstat, fchmod,
 // futimes, close of a file opened for reading or with its writes settled) are made
-// synchronously; those that may wait for the disk (open, read, write, truncate, fsync) still go
-// to the thread pool, where many of them wait at once.
+// synchronously; those that may wait for the disk (open, read, write, truncate, fsync) go to
+// the thread pool, where many of them wait at once. The sender's exceptions, openForReading and
+// readNow, say why they may not wait long.
 import {
   closeSync,
   constants,

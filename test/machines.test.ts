@@ -457,3 +457,149 @@ describe('open items per connection (§6)', () => {
     });
   }
 });
+
+describe('eager files (v6)', () => {
+  const helloOf = (maxVersion: number) =>
+    ({ kind: 'hello', hello: { minVersion: 1, maxVersion, role: Role.Sender } }) as const;
+  const eager = (size: number, name = 'e.txt'): Frame => ({
+    kind: Kind.Offer,
+    slot: 3,
+    id,
+    size,
+    eager: true,
+    name: Buffer.from(name),
+  });
+  const dataOf = (payload: string, offset = 0): Frame => ({
+    kind: Kind.Data,
+    slot: 3,
+    offset,
+    payload: Buffer.from(payload),
+  });
+  const end: Frame = { kind: Kind.End, slot: 3, hash: 9n };
+  const v6 = () => {
+    const machine = new ReceiverMachine(limits(100));
+    machine.receive(helloOf(6));
+    return machine;
+  };
+  const types = (actions: ReceiverAction[]) =>
+    actions.map((a) => (a.type === 'send' ? `send ${a.frame.kind}` : a.type));
+
+  test('answered once both the decision and the END are in, whichever comes last, with no ACCEPT', () => {
+    const early = v6();
+    assert.deepEqual(types(early.receive(eager(2))), ['open']);
+    assert.deepEqual(early.decided(3, { type: 'accept', offset: 0, prefixHash: 0n }), [], 'no ACCEPT');
+    assert.deepEqual(early.receive(dataOf('hi')), []);
+    assert.deepEqual(early.receive(end), [
+      { type: 'commit', slot: 3, hash: 9n, write: { payload: Buffer.from('hi'), truncate: false } },
+    ]);
+    assert.deepEqual(early.committed(3, { type: 'confirmed', hash: 9n }), [
+      { type: 'send', frame: { kind: Kind.Confirm, slot: 3, id, size: 2, hash: 9n } },
+    ]);
+
+    const late = v6();
+    late.receive(eager(2));
+    assert.deepEqual([...late.receive(dataOf('hi')), ...late.receive(end)], []);
+    assert.deepEqual(late.decided(3, { type: 'accept', offset: 1, prefixHash: 5n }), [
+      { type: 'commit', slot: 3, hash: 9n, write: { payload: Buffer.from('hi'), truncate: true } },
+    ]);
+  });
+
+  test('every byte held already: nothing written, and an ACCEPT at the size ahead of the commit', () => {
+    const machine = v6();
+    machine.receive(eager(2));
+    machine.receive(dataOf('hi'));
+    machine.receive(end);
+    assert.deepEqual(machine.decided(3, { type: 'accept', offset: 2, prefixHash: 9n }), [
+      { type: 'send', frame: { kind: Kind.Accept, slot: 3, offset: 2, prefixHash: 9n } },
+      { type: 'commit', slot: 3, hash: 9n },
+    ]);
+    const empty = v6();
+    empty.receive(eager(0));
+    empty.receive(end);
+    assert.deepEqual(empty.decided(3, { type: 'accept', offset: 0, prefixHash: 9n }), [
+      { type: 'commit', slot: 3, hash: 9n },
+    ]);
+  });
+
+  test('a refusal, at the OFFER or by the store, and a confirmation of an earlier run wait for the END', () => {
+    const tooLarge = new ReceiverMachine(limits(1));
+    tooLarge.receive(helloOf(6));
+    assert.deepEqual(tooLarge.receive(eager(2)), [], 'no open, no answer yet');
+    assert.deepEqual(tooLarge.receive(dataOf('hi')), [], 'its DATA is dropped');
+    assert.deepEqual(types(tooLarge.receive(end)), [`send ${Kind.Reject}`, 'rejected']);
+    assert.equal(tooLarge.openItems, 0);
+
+    const exists = v6();
+    exists.receive(eager(2));
+    exists.receive(dataOf('hi'));
+    assert.deepEqual(exists.decided(3, { type: 'reject', code: RejectCode.Exists, reason: 'there' }), []);
+    assert.deepEqual(types(exists.receive(end)), [`send ${Kind.Reject}`, 'rejected']);
+
+    const earlier = v6();
+    earlier.receive(eager(2));
+    earlier.decided(3, { type: 'confirmed', size: 2, hash: 9n });
+    earlier.receive(dataOf('hi'));
+    assert.deepEqual(earlier.receive(end), [
+      { type: 'send', frame: { kind: Kind.Confirm, slot: 3, id, size: 2, hash: 9n } },
+    ]);
+  });
+
+  test('one DATA of the whole size at 0, then END: anything else breaks the session', () => {
+    const cases: Array<[string, Frame[]]> = [
+      ['a DATA at another offset', [dataOf('hi', 1)]],
+      ['a short DATA', [dataOf('h')]],
+      ['a second DATA', [dataOf('hi'), dataOf('hi')]],
+      ['an END before the DATA', [end]],
+      ['a DATA after the END', [dataOf('hi'), end, dataOf('hi')]],
+    ];
+    for (const [what, frames] of cases) {
+      const machine = v6();
+      machine.receive(eager(2));
+      const actions = frames.flatMap((frame) => machine.receive(frame));
+      assert.equal(failure(actions).wireCode, ErrorCode.Malformed, what);
+    }
+  });
+
+  test('an eager OFFER from a peer below version 6 is unexpected', () => {
+    const machine = new ReceiverMachine(limits(100));
+    machine.receive(helloOf(5));
+    assert.equal(failure(machine.receive(eager(2))).wireCode, ErrorCode.Unexpected);
+  });
+
+  test('the sender: OFFER, DATA and END at once; then CONFIRM, or the ACCEPT of a held item and CONFIRM', () => {
+    const header = { id, size: 2, name: 'e.txt' };
+    const item = new SenderItem(3, header);
+    const frames = item.eager(Buffer.from('hi'), 9n);
+    assert.deepEqual(
+      frames.map((f) => f.kind),
+      [Kind.Offer, Kind.Data, Kind.End],
+    );
+    assert.equal((frames[0] as { eager?: boolean }).eager, true);
+    assert.deepEqual(item.receive({ kind: Kind.Confirm, slot: 3, id, size: 2, hash: 9n }), {
+      type: 'confirmed',
+      hash: 9n,
+    });
+
+    const held = new SenderItem(3, header);
+    held.eager(Buffer.from('hi'), 9n);
+    assert.deepEqual(held.receive({ kind: Kind.Accept, slot: 3, offset: 2, prefixHash: 9n }), {
+      type: 'held',
+    });
+    assert.throws(
+      () => held.receive({ kind: Kind.Accept, slot: 3, offset: 2, prefixHash: 9n }),
+      /unexpected/,
+    );
+    assert.equal(held.receive({ kind: Kind.Confirm, slot: 3, id, size: 2, hash: 9n }).type, 'confirmed');
+
+    for (const accept of [
+      { offset: 0, prefixHash: 0n },
+      { offset: 2, prefixHash: 8n },
+    ]) {
+      const other = new SenderItem(3, header);
+      other.eager(Buffer.from('hi'), 9n);
+      assert.throws(() => other.receive({ kind: Kind.Accept, slot: 3, ...accept }), /unexpected/);
+    }
+    assert.throws(() => new SenderItem(3, { ...header, directory: true }).eager(Buffer.alloc(2), 0n));
+    assert.throws(() => new SenderItem(3, header).eager(Buffer.from('h'), 0n), /all of its bytes/);
+  });
+});

@@ -6,11 +6,12 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { loadHasher } from '../src/hash.js';
-import { ErrorCode, Kind } from '../src/protocol/constants.js';
+import { loadHasher, xxh64 } from '../src/hash.js';
+import type { Frame, OfferFrame } from '../src/protocol/codec.js';
+import { ErrorCode, Kind, RejectCode } from '../src/protocol/constants.js';
 import { BIN, type Finished, hasCommand, itemRecords, run, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
-import { rawSender, sendItem, show } from './support/raw-sender.js';
+import { offerFrame, rawSender, sendItem, show } from './support/raw-sender.js';
 
 await loadHasher();
 
@@ -248,4 +249,31 @@ describe('system calls of a real receiver', { skip }, () => {
       assert.equal(await sha256File(join(out, 'precious.bin')), await sha256File(src));
     });
   }
+
+  test('a failed write of a file sent with its OFFER (v6) refuses that file alone: the session goes on', async (t) => {
+    await loadHasher();
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    // A payload that came in one socket read is one buffer: one pwrite64, the first.
+    const receiver = await tracedReceiver(
+      t,
+      ['-e', 'trace=pwrite64', '-e', 'inject=pwrite64:error=EIO:when=1', '-o', '/dev/null'],
+      ['--out', out],
+    );
+    const peer = await rawSender(t, receiver.port);
+    const payload = Buffer.from('sent with its offer');
+    const eager = (): Frame[] => [
+      { ...(offerFrame(0, 'e.txt', payload.length) as OfferFrame), eager: true },
+      { kind: Kind.Data, slot: 0, offset: 0, payload },
+      { kind: Kind.End, slot: 0, hash: xxh64(payload) },
+    ];
+    peer.send(...eager());
+    const [refused] = await peer.frames(1);
+    assert.ok(refused?.kind === Kind.Reject && refused.code === RejectCode.ReceiverIo, show(refused));
+    assert.match(refused.reason, /receiver could not write the item: EIO/);
+    peer.send(...eager());
+    const [, confirmed] = await peer.frames(2);
+    assert.ok(confirmed?.kind === Kind.Confirm && confirmed.size === payload.length, show(confirmed));
+    assert.equal(await readFile(join(out, 'e.txt'), 'utf8'), 'sent with its offer');
+  });
 });

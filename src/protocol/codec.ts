@@ -17,6 +17,7 @@ import {
   MAC_LEN,
   MAGIC,
   MAX_CHUNK_LEN,
+  MAX_EAGER_SIZE,
   MAX_KEY_LEN,
   MAX_META_LEN,
   MAX_NAME_LEN,
@@ -60,6 +61,8 @@ export interface OfferFrame {
   stream?: boolean;
   /** v4: only ask what the receiver would answer (a dry run); nothing is opened or kept. */
   query?: boolean;
+  /** v6: a small file whose DATA and END follow without waiting for an answer (§6.3). */
+  eager?: boolean;
   /** Raw UTF-8 bytes: the receiver validates them (§5) before it decodes them. */
   name: Buffer;
 }
@@ -257,7 +260,8 @@ export function encodeFrame(frame: Frame): Buffer[] {
         (frame.mtimeMs !== undefined ? OfferFlag.HasMtime : 0) |
         (frame.directory ? OfferFlag.Directory : 0) |
         (frame.stream ? OfferFlag.Stream : 0) |
-        (frame.query ? OfferFlag.Query : 0);
+        (frame.query ? OfferFlag.Query : 0) |
+        (frame.eager ? OfferFlag.Eager : 0);
       const head = fixed(Kind.Offer, OFFER_FIXED_LEN, name.length)
         .u32('slot', frame.slot)
         .bytes('transfer id', frame.id, TRANSFER_ID_LEN)
@@ -408,7 +412,12 @@ function readLength(body: BufferReader, what: string): number {
 }
 
 const KNOWN_OFFER_FLAGS =
-  OfferFlag.HasMode | OfferFlag.HasMtime | OfferFlag.Directory | OfferFlag.Stream | OfferFlag.Query;
+  OfferFlag.HasMode |
+  OfferFlag.HasMtime |
+  OfferFlag.Directory |
+  OfferFlag.Stream |
+  OfferFlag.Query |
+  OfferFlag.Eager;
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -501,6 +510,7 @@ export function decodeBody(kind: number, body: Buffer): Frame {
       if (flags & OfferFlag.Directory) frame.directory = true;
       if (flags & OfferFlag.Stream) frame.stream = true;
       if (flags & OfferFlag.Query) frame.query = true;
+      if (flags & OfferFlag.Eager) frame.eager = true;
       if (flags & ~KNOWN_OFFER_FLAGS) {
         throw malformed(`OFFER has unknown flags 0x${flags.toString(16).padStart(2, '0')}`);
       }
@@ -509,6 +519,10 @@ export function decodeBody(kind: number, body: Buffer): Frame {
       if ((frame.directory || frame.stream) && frame.size !== 0) {
         throw malformed(`a ${frame.directory ? 'directory' : 'stream'} OFFER must declare size 0`);
       }
+      if (frame.eager && (frame.directory || frame.stream || frame.query))
+        throw malformed('only a file OFFER may be eager');
+      if (frame.eager && frame.size > MAX_EAGER_SIZE)
+        throw malformed(`an eager OFFER declares at most ${MAX_EAGER_SIZE} bytes, not ${frame.size}`);
       return frame;
     }
     case Kind.Accept:

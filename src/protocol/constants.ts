@@ -10,7 +10,7 @@ export const HelloFlag = {
 } as const;
 /** The protocol versions this implementation speaks (§2). */
 export const MIN_VERSION = 1;
-export const MAX_VERSION = 5;
+export const MAX_VERSION = 6;
 
 /**
  * §6: items one connection may have open at once: offered and not yet confirmed or rejected.
@@ -130,7 +130,15 @@ export const OfferFlag = {
   Stream: 0x08,
   /** v4: a question, not an item: "what would you answer?" (§4.1); nothing is opened or kept. */
   Query: 0x10,
+  /** v6: the file's DATA and END follow at once, without waiting for an answer (§6.3). */
+  Eager: 0x20,
 } as const;
+
+/**
+ * §6.3 (v6): the largest file an eager OFFER may declare. A receiver holds an eager item's data
+ * in memory until its decision is made, so this bounds that memory: 256 open items of 64 KiB.
+ */
+export const MAX_EAGER_SIZE = 64 * 1024;
 
 /** §4.3: why a receiver refuses an item. `retryable` codes may succeed on a later attempt. */
 export const RejectCode = {

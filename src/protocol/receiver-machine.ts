@@ -84,7 +84,11 @@ export type ReceiverAction =
    */
   | { type: 'message'; offer: ValidOffer; refusal?: { code: RejectCode; reason: string } }
   | { type: 'write'; slot: number; offset: number; payload: Payload; truncate: boolean }
-  | { type: 'commit'; slot: number; hash: bigint }
+  /**
+   * The item's data is all in: verify, make durable, place. v6: an eager item's `write` is its
+   * one DATA, written first (`truncate`: over a prefix held from an earlier attempt).
+   */
+  | { type: 'commit'; slot: number; hash: bigint; write?: { payload: Payload; truncate: boolean } }
   /** `final`: the sender will not retry the item (§4.3). */
   | { type: 'rejected'; slot: number; name: string; reason: string; final: boolean }
   /** v2: the connection belongs to this sender run (§4.8). */
@@ -95,6 +99,17 @@ export type ReceiverAction =
 type Item =
   | { phase: 'deciding'; offer: ValidOffer }
   | { phase: 'receiving'; offer: ValidOffer; accepted: number; next: number | undefined; acked: number }
+  /**
+   * v6 (§6.3): an eager file, answered once both the store's decision and its END are in. Its
+   * one DATA waits here meanwhile: at most MAX_EAGER_SIZE bytes.
+   */
+  | {
+      phase: 'eager';
+      offer: ValidOffer;
+      decision: OfferDecision | undefined;
+      payload: Payload | undefined;
+      hash: bigint | undefined;
+    }
   /** `size`: the length confirmed, declared by OFFER, or for a stream by its TRAILER. */
   | { phase: 'committing'; offer: ValidOffer; size: number };
 
@@ -229,6 +244,10 @@ export class ReceiverMachine {
   /** The store's answer to an `open` action. */
   decided(slot: number, decision: OfferDecision): ReceiverAction[] {
     const item = this.#items.get(slot);
+    if (!this.#failed && item?.phase === 'eager' && item.decision === undefined) {
+      item.decision = decision;
+      return this.#answerEager(slot, item);
+    }
     if (this.#failed || item?.phase !== 'deciding') return [];
     const { offer } = item;
     switch (decision.type) {
@@ -256,18 +275,27 @@ export class ReceiverMachine {
           },
         ];
       case 'confirmed':
-        this.#items.delete(slot);
-        return this.#confirm({
-          kind: Kind.Confirm,
-          slot,
-          id: offer.id,
-          size: decision.size,
-          hash: decision.hash,
-        });
       case 'reject':
-        this.#items.delete(slot);
-        return this.#reject(slot, offer.name, decision.code, decision.reason, !offer.query);
+        return this.#settleByDecision(slot, offer, decision);
     }
+  }
+
+  /** A decision that settles the item without its data: a refusal, or a confirmation of before. */
+  #settleByDecision(
+    slot: number,
+    offer: ValidOffer,
+    decision: Exclude<OfferDecision, { type: 'accept' }>,
+  ): ReceiverAction[] {
+    this.#items.delete(slot);
+    if (decision.type === 'reject')
+      return this.#reject(slot, offer.name, decision.code, decision.reason, !offer.query);
+    return this.#confirm({
+      kind: Kind.Confirm,
+      slot,
+      id: offer.id,
+      size: decision.size,
+      hash: decision.hash,
+    });
   }
 
   /** The store's answer to a `commit` action. */
@@ -398,41 +426,91 @@ export class ReceiverMachine {
     if (frame.query && (this.#version ?? 1) < 4) {
       return this.#violation('OFFER queries need protocol version 4', ErrorCode.Unexpected);
     }
-    // A query's refusal is an answer, not an item refused: it is not reported as one.
-    const report = !frame.query;
+    if (frame.eager && (this.#version ?? 1) < 6) {
+      return this.#violation('eager OFFERs need protocol version 6', ErrorCode.Unexpected);
+    }
     const check = checkName(frame.name);
-    if (!check.ok)
-      return this.#reject(slot, frame.name.toString('utf8'), RejectCode.BadName, check.reason, report);
-    if (frame.name.length > this.#limits.maxNameLength) {
-      const reason = `name is ${frame.name.length} bytes, the receiver's limit is ${this.#limits.maxNameLength}`;
-      return this.#reject(slot, check.name, RejectCode.BadName, reason, report);
-    }
-    if (frame.mtimeMs !== undefined && Math.abs(frame.mtimeMs) > MAX_MTIME_MS) {
-      const reason = `mtime ${frame.mtimeMs} ms is outside the ±${MAX_MTIME_MS} ms a receiver can set`;
-      return this.#reject(slot, check.name, RejectCode.BadName, reason, report);
-    }
-    if (frame.size > this.#limits.maxSize) {
-      const reason = `declared size ${frame.size} exceeds the receiver's limit of ${this.#limits.maxSize} bytes`;
-      return this.#reject(slot, check.name, RejectCode.TooLarge, reason, report);
-    }
     const offer: ValidOffer = {
       slot,
       id: frame.id,
       size: frame.size,
-      name: check.name,
-      parts: check.parts,
+      name: check.ok ? check.name : frame.name.toString('utf8'),
+      parts: check.ok ? check.parts : [],
       directory: frame.directory === true,
       stream: frame.stream === true,
     };
     if (frame.mode !== undefined) offer.mode = frame.mode;
     if (frame.mtimeMs !== undefined) offer.mtimeMs = frame.mtimeMs;
     if (frame.query) offer.query = true;
+    const refusal = check.ok ? this.#offerRefusal(frame) : { code: RejectCode.BadName, reason: check.reason };
+    if (frame.eager) {
+      // Its DATA and END are on their way already: whatever the answer, it follows them.
+      const decision = refusal && { type: 'reject' as const, ...refusal };
+      this.#items.set(slot, { phase: 'eager', offer, decision, payload: undefined, hash: undefined });
+      return decision === undefined ? [{ type: 'open', offer }] : [];
+    }
+    // A query's refusal is an answer, not an item refused: it is not reported as one.
+    if (refusal !== undefined)
+      return this.#reject(slot, offer.name, refusal.code, refusal.reason, !frame.query);
     this.#items.set(slot, { phase: 'deciding', offer });
     return [{ type: 'open', offer }];
   }
 
+  /** Why an OFFER with a well-formed name is refused before the store sees it, if it is. */
+  #offerRefusal(frame: OfferFrame): { code: RejectCode; reason: string } | undefined {
+    if (frame.name.length > this.#limits.maxNameLength) {
+      const reason = `name is ${frame.name.length} bytes, the receiver's limit is ${this.#limits.maxNameLength}`;
+      return { code: RejectCode.BadName, reason };
+    }
+    if (frame.mtimeMs !== undefined && Math.abs(frame.mtimeMs) > MAX_MTIME_MS) {
+      const reason = `mtime ${frame.mtimeMs} ms is outside the ±${MAX_MTIME_MS} ms a receiver can set`;
+      return { code: RejectCode.BadName, reason };
+    }
+    if (frame.size > this.#limits.maxSize) {
+      const reason = `declared size ${frame.size} exceeds the receiver's limit of ${this.#limits.maxSize} bytes`;
+      return { code: RejectCode.TooLarge, reason };
+    }
+    return undefined;
+  }
+
+  /**
+   * v6 (§6.3): an eager item's one DATA, at 0 and of its whole size; it waits for the decision.
+   * A file of size 0 has none.
+   */
+  #eagerData(item: Extract<Item, { phase: 'eager' }>, offset: number, payload: Payload): ReceiverAction[] {
+    const { slot, size } = item.offer;
+    const length = payloadLength(payload);
+    if (item.payload !== undefined || item.hash !== undefined || offset !== 0 || length !== size) {
+      return this.#violation(
+        `eager slot ${slot} takes one DATA of all its ${size} bytes at offset 0, not ${length} at ${offset}`,
+      );
+    }
+    item.payload = payload;
+    return [];
+  }
+
+  /** v6: once an eager item has both its decision and its END, its one answer. */
+  #answerEager(slot: number, item: Extract<Item, { phase: 'eager' }>): ReceiverAction[] {
+    const { offer, decision, payload, hash } = item;
+    if (decision === undefined || hash === undefined) return [];
+    if (decision.type !== 'accept') return this.#settleByDecision(slot, offer, decision);
+    this.#items.set(slot, { phase: 'committing', offer, size: offer.size });
+    if (payload === undefined) return [{ type: 'commit', slot, hash }];
+    // The receiver held every byte already (an earlier attempt's part, the file under its
+    // name): nothing to write, and the sender hears so, ahead of the CONFIRM.
+    if (decision.offset === offer.size && decision.prefixHash === hash) {
+      const held: Frame = { kind: Kind.Accept, slot, offset: decision.offset, prefixHash: hash };
+      return [
+        { type: 'send', frame: held },
+        { type: 'commit', slot, hash },
+      ];
+    }
+    return [{ type: 'commit', slot, hash, write: { payload, truncate: decision.offset > 0 } }];
+  }
+
   #data(slot: number, offset: number, payload: Payload): ReceiverAction[] {
     const item = this.#items.get(slot);
+    if (item?.phase === 'eager') return this.#eagerData(item, offset, payload);
     if (item?.phase !== 'receiving' || item.offer.stream) {
       return this.#violation(`DATA for slot ${slot}, which is not an accepted file`, ErrorCode.Unexpected);
     }
@@ -496,6 +574,13 @@ export class ReceiverMachine {
   #end(slot: number, hash: bigint, declared: number | undefined): ReceiverAction[] {
     const frame = declared === undefined ? 'END' : 'TRAILER';
     const item = this.#items.get(slot);
+    if (item?.phase === 'eager' && declared === undefined && item.hash === undefined) {
+      const received = item.payload === undefined ? 0 : item.offer.size;
+      if (received !== item.offer.size)
+        return this.#violation(`END after ${received} of ${item.offer.size} declared bytes`);
+      item.hash = hash;
+      return this.#answerEager(slot, item);
+    }
     if (item?.phase !== 'receiving' || item.offer.stream !== (declared !== undefined)) {
       return this.#violation(
         `${frame} for slot ${slot}, which is not an accepted ${declared === undefined ? 'file' : 'stream'}`,

@@ -2,7 +2,7 @@
 // it says which frame to send next and checks every answer against what was sent.
 import { PeerError, ProtocolError } from '../errors.js';
 import type { EndFrame, Frame, OfferFrame, TrailerFrame } from './codec.js';
-import { ErrorCode, Kind } from './constants.js';
+import { ErrorCode, Kind, MAX_EAGER_SIZE } from './constants.js';
 
 /** What a sender knows of an item before it offers it. */
 export interface ItemHeader {
@@ -27,7 +27,9 @@ export type SenderEvent =
   | { type: 'confirmed-earlier'; hash: bigint }
   | { type: 'confirmed'; hash: bigint }
   /** v3: the receiver holds the stream's bytes before `offset` durably. */
-  | { type: 'acked'; offset: number };
+  | { type: 'acked'; offset: number }
+  /** v6: the receiver held every byte of an eager item already; its CONFIRM follows. */
+  | { type: 'held' };
 
 type Phase = 'offered' | 'sending' | 'ended' | 'done';
 
@@ -38,6 +40,8 @@ export class SenderItem {
   #size: number | undefined;
   #hash = 0n;
   #acked = 0;
+  /** v6: sent eagerly (§6.3); `held` once the receiver said it had every byte already. */
+  #eager: { held: boolean } | undefined;
 
   constructor(slot: number, item: ItemHeader) {
     this.#slot = slot;
@@ -64,6 +68,24 @@ export class SenderItem {
     if (stream) frame.stream = true;
     if (this.#item.query) frame.query = true;
     return frame;
+  }
+
+  /**
+   * v6 (§6.3): a small file's OFFER, its one DATA and its END, all sent at once: the item's
+   * next frame from the receiver is its CONFIRM or REJECT, never an ACCEPT.
+   */
+  eager(payload: Buffer, hash: bigint): Frame[] {
+    const { directory, stream, query } = this.#item;
+    if (this.#phase !== 'offered' || directory || stream || query || payload.length !== this.#size)
+      throw new ProtocolError('an eager OFFER is for a file, with all of its bytes', ErrorCode.Internal);
+    if (payload.length > MAX_EAGER_SIZE)
+      throw new ProtocolError(`an eager OFFER carries at most ${MAX_EAGER_SIZE} bytes`, ErrorCode.Internal);
+    const offer: OfferFrame = { ...this.offer(), eager: true };
+    this.#phase = 'sending';
+    this.#eager = { held: false };
+    const data: Frame[] =
+      payload.length === 0 ? [] : [{ kind: Kind.Data, slot: this.#slot, offset: 0, payload }];
+    return [offer, ...data, this.end(hash)];
   }
 
   /** After the last DATA: the END frame carrying the payload's hash. */
@@ -97,6 +119,7 @@ export class SenderItem {
     }
     switch (frame.kind) {
       case Kind.Accept:
+        if (this.#eager !== undefined) return this.#held(frame);
         if (this.#phase !== 'offered') throw this.#unexpected(frame);
         if (!this.#item.stream && frame.offset > (this.#size ?? 0)) {
           throw new ProtocolError(`receiver holds ${frame.offset} bytes of a ${this.#size}-byte item`);
@@ -135,6 +158,16 @@ export class SenderItem {
       default:
         throw this.#unexpected(frame);
     }
+  }
+
+  /** v6: an eager item's only ACCEPT says the receiver held all of exactly these bytes. */
+  #held(frame: Extract<Frame, { kind: typeof Kind.Accept }>): SenderEvent {
+    const eager = this.#eager as { held: boolean };
+    const size = this.#size ?? 0;
+    if (eager.held || size === 0 || frame.offset !== size || frame.prefixHash !== this.#hash)
+      throw this.#unexpected(frame);
+    eager.held = true;
+    return { type: 'held' };
   }
 
   #unexpected(frame: Frame): ProtocolError {

@@ -1,6 +1,8 @@
 // Re-running a send is idempotent (issue 14): what the receiver already holds under its name,
 // byte for byte, is confirmed "already there" without a byte sent, and the run exits 0; other
-// bytes under the name still meet "exists" (65) unless the receiver overwrites.
+// bytes under the name still meet "exists" (65) unless the receiver overwrites. Small files,
+// which a v6 sender sends with their OFFER (PROTOCOL.md §6.3), are no exception: the run's
+// first one asks, and a re-run is found out by its answer.
 import assert from 'node:assert/strict';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -88,5 +90,52 @@ describe('re-runs', () => {
       [itemRecords(again.stdout)[0]?.status, itemRecords(again.stdout)[0]?.bytesSent],
       ['already-there', 0],
     );
+  });
+
+  test('a re-run of 300 small files: all already there, none sent again', async (t) => {
+    const dir = await tempDir(t);
+    const tree = join(dir, 'tree');
+    await mkdir(tree);
+    for (let i = 0; i < 300; i++) await writeFile(join(tree, `f${i}`), `small file ${i}`);
+    const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
+    const env = { ACKSHIP_STATE_DIR: join(dir, 'state') };
+    const send = () => run(t, ['send', `127.0.0.1:${receiver.port}`, '-r', tree, '--json'], { env });
+    const first = await send();
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(itemRecords(first.stdout).every((r) => r.status === 'confirmed' && r.bytesSent === r.bytes));
+    const again = await send();
+    assert.equal(again.code, 0, again.stderr);
+    const items = itemRecords(again.stdout);
+    assert.equal(items.length, 300);
+    assert.ok(items.every((r) => r.status === 'already-there' && r.bytesSent === 0));
+  });
+
+  test('a tree whose first file is new and the other 299 there: all confirmed, at most a window sent in vain', async (t) => {
+    const dir = await tempDir(t);
+    const [tree, out] = [join(dir, 'tree'), join(dir, 'out')];
+    await mkdir(tree);
+    await mkdir(join(out, 'tree'), { recursive: true });
+    for (let i = 0; i < 300; i++) {
+      const name = `f${String(i).padStart(3, '0')}`;
+      await writeFile(join(tree, name), `small file ${i}`);
+      if (i > 0) await writeFile(join(out, 'tree', name), `small file ${i}`);
+    }
+    const receiver = await startReceiver(t, ['--out', out]);
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, '-r', tree, '--json'], {
+      env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    const items = itemRecords(sent.stdout);
+    assert.deepEqual(
+      items.filter((r) => r.status === 'confirmed').map((r) => r.name),
+      ['tree/f000'],
+    );
+    const there = items.filter((r) => r.status === 'already-there');
+    assert.equal(there.length, 299);
+    // f000 was new, so the files after it went with their OFFERs, a window (256 open items) at
+    // once, until the first of them was answered as held: those offered later asked first.
+    const resent = there.filter((r) => r.bytesSent === r.bytes).length;
+    assert.ok(resent > 0 && resent <= 256, `${resent} sent in vain`);
+    assert.equal(there.filter((r) => r.bytesSent === 0).length, 299 - resent);
   });
 });

@@ -371,9 +371,9 @@ function report(output: Output, outcome: ItemOutcome, once: (key: string) => boo
     reportVerdict(output, outcome.verdict, base, source);
     return;
   }
-  const { size, hash, attempts, bytesSent, resumedFrom } = outcome.delivery;
-  // The receiver held every byte already (a re-run, PROTOCOL.md §7.3): confirmed, nothing sent.
-  const alreadyThere = size > 0 && resumedFrom === size && bytesSent === 0;
+  const { size, hash, attempts, bytesSent, resumedFrom, alreadyThere } = outcome.delivery;
+  // The receiver held every byte already (a re-run, PROTOCOL.md §7.3): confirmed, and nothing
+  // sent, unless a small file's bytes went with its OFFER (§6.3).
   const status = alreadyThere ? 'already-there' : 'confirmed';
   const fields = { ...base, bytes: size, status, hash: hashHex(hash), attempts, bytesSent, resumedFrom };
   if (!lines) {
@@ -383,7 +383,8 @@ function report(output: Output, outcome: ItemOutcome, once: (key: string) => boo
   output.record(
     fields,
     alreadyThere
-      ? `already there ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}): confirmed, nothing sent`
+      ? `already there ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}): confirmed, ` +
+          (bytesSent === 0 ? 'nothing sent' : `its ${formatBytes(bytesSent)} sent with the offer`)
       : `confirmed ${name} (${formatBytes(size)}, xxh64 ${hashHex(hash)}) in ${seconds.toFixed(2)} s` +
           (attempts > 1 ? ` after ${attempts} attempts` : '') +
           (resumedFrom > 0 ? `, resumed at ${formatBytes(resumedFrom)}` : ''),

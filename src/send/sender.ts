@@ -15,7 +15,7 @@ import {
 import { FdFile } from '../fd-file.js';
 import { createHasher, type Hasher, hashFilePrefix, xxh64 } from '../hash.js';
 import type { Address } from '../net-address.js';
-import { isRetryableReject, Kind, MAX_CHUNK_LEN } from '../protocol/constants.js';
+import { isRetryableReject, Kind, MAX_CHUNK_LEN, MAX_EAGER_SIZE } from '../protocol/constants.js';
 import { type OutgoingMessage, SenderMessage } from '../protocol/message-sender.js';
 import { printableName } from '../protocol/names.js';
 import { NoHelloError } from '../protocol/sender-connection.js';
@@ -23,6 +23,7 @@ import { type ItemHeader, type SenderEvent, SenderItem } from '../protocol/sende
 import { ABORTED, untilAborted } from './abortable.js';
 import { type RetryPolicy, retryDelay, sleep } from './backoff.js';
 import { Connection, type PeerTrust, type SlotLink } from './connection.js';
+import { EagerPolicy } from './eager-policy.js';
 import type { RateLimiter } from './rate-limit.js';
 import { type Source, spooledSource } from './sources.js';
 import type { StreamWindow } from './stream-window.js';
@@ -52,6 +53,8 @@ export interface Delivery {
   bytesSent: number;
   /** Where the last attempt started: the receiver's durable offset when it resumed, else 0. */
   resumedFrom: number;
+  /** The receiver held every byte before any of this run's reached it (a re-run, §7.3). */
+  alreadyThere: boolean;
 }
 
 export interface TransferEvents {
@@ -61,7 +64,7 @@ export interface TransferEvents {
   retry?(source: Source, attempt: number, error: Error, delayMs: number): void;
 }
 
-type Tally = Pick<Delivery, 'bytesSent' | 'resumedFrom'>;
+type Tally = Pick<Delivery, 'bytesSent' | 'resumedFrom' | 'alreadyThere'>;
 
 /** What a dry run learns of an item (an OFFER query, PROTOCOL.md §4.1): nothing moved, nothing kept. */
 export type QueryVerdict =
@@ -121,6 +124,8 @@ export class Sender {
   connectionsOpened = 0;
   /** The receiver sent a hello once: then a silence is overload, never "not ackship". */
   #greeted = false;
+  /** v6: whether small files go with their OFFER (§6.3). */
+  readonly #eager = new EagerPolicy();
 
   constructor(options: SenderOptions) {
     this.#options = options;
@@ -129,7 +134,7 @@ export class Sender {
   /** Resolves once the receiver confirmed `source` under `id`; rejects with a typed error otherwise. */
   async deliver(source: Source, id: Buffer, events: TransferEvents = {}): Promise<Delivery> {
     const { signal } = this.#options;
-    const tally: Tally = { bytesSent: 0, resumedFrom: 0 };
+    const tally: Tally = { bytesSent: 0, resumedFrom: 0, alreadyThere: false };
     /** What goes on the wire: `source`, or its spool when the receiver cannot take streams. */
     let sending = source;
     let spoolDir: string | undefined;
@@ -279,8 +284,19 @@ export class Sender {
       );
     }
     const item = new SenderItem(link.slot, header);
-    await connection.send(item.offer());
-    const answer = settle(item.receive(await link.next()), source);
+    const small = !source.directory && size <= MAX_EAGER_SIZE && connection.version >= 6;
+    // An empty file has no bytes to send in vain: it goes eagerly, and tells the probe nothing.
+    const way = !small ? 'ask' : size === 0 ? 'eager' : await this.#eager.next();
+    if (way === 'eager') return eagerAttempt(connection, link, item, source, tally, events, this.#eager);
+    let held = false;
+    let answer: ReturnType<typeof settle>;
+    try {
+      await connection.send(item.offer());
+      answer = settle(item.receive(await link.next()), source);
+      held = answer.type === 'confirmed-earlier' || (answer.type === 'accepted' && answer.offset === size);
+    } finally {
+      if (way === 'probe') this.#eager.probed(held);
+    }
     return afterAnswer(connection, async () => {
       if (source.directory) {
         const nothing = createHasher();
@@ -296,6 +312,7 @@ export class Sender {
         if (answer.type !== 'accepted') throw new ProtocolError(`unexpected ${answer.type} after OFFER`);
         const { start, hasher } = await resumePoint(file, answer.offset, answer.prefixHash);
         tally.resumedFrom = start;
+        tally.alreadyThere = size > 0 && start === size && tally.bytesSent === 0;
         events.progress?.(source, start);
         await connection.exclusive(() =>
           streamData(connection, link, item, file, source, start, hasher, (sent) => {
@@ -539,6 +556,55 @@ async function streamData(
   } finally {
     await next?.catch(() => {});
   }
+}
+
+/**
+ * v6 (§6.3): a small file read whole and sent with its OFFER and END in one write, so that its
+ * verdict comes one round trip after the OFFER, not two. Every attempt sends it from 0: a
+ * prefix the receiver kept would save less than the round trip that resuming costs.
+ */
+async function eagerAttempt(
+  connection: Connection,
+  link: SlotLink,
+  item: SenderItem,
+  source: Source,
+  tally: Tally,
+  events: TransferEvents,
+  policy: EagerPolicy,
+): Promise<{ size: number; hash: bigint }> {
+  const file = openSource(source);
+  let payload: Buffer;
+  try {
+    payload = Buffer.allocUnsafe(source.size);
+    const bytesRead = source.size === 0 ? 0 : file.readNow(payload, 0, source.size, 0);
+    if (bytesRead !== source.size) throw new InputError(`${source.label} shrank while it was being sent`);
+    assertUnchanged(file, source);
+  } finally {
+    file.close();
+  }
+  const hash = xxh64(payload);
+  const sentBefore = tally.bytesSent;
+  // A failure from here on is handled as after any item's first answer: a retry goes over a
+  // new connection.
+  return afterAnswer(connection, async () => {
+    // Not awaited: the frames of items sent in one tick leave in one write, whose callbacks all
+    // wait for the last byte of all of them, while an answer proves the receiver has ours. The
+    // window bounds what waits in memory (256 items of at most 64 KiB). A failed write fails
+    // the connection, and with it the wait for the answer.
+    connection.sendAll(item.eager(payload, hash)).catch(() => {});
+    tally.bytesSent += payload.length;
+    events.progress?.(source, payload.length);
+    let done = settle(item.receive(await link.next()), source);
+    if (done.type === 'held') {
+      // Already there: reported so (with the bytes that went along all the same).
+      tally.resumedFrom = source.size;
+      tally.alreadyThere = sentBefore === 0;
+      policy.held();
+      done = settle(item.receive(await link.next()), source);
+    }
+    if (done.type !== 'confirmed') throw new ProtocolError(`unexpected ${done.type} after END`);
+    return { size: source.size, hash };
+  });
 }
 
 /** Mid-stream, any frame from the receiver ends the item: a REJECT or an ERROR, or a violation. */

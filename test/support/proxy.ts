@@ -46,6 +46,8 @@ export class FaultProxy extends EventEmitter {
   #connections = 0;
   /** Sender→receiver bytes forwarded, over all connections. */
   forwarded = 0;
+  /** Receiver→sender bytes forwarded, over all connections; each chunk is also emitted as 'returned'. */
+  returned = 0;
 
   private constructor(options: ProxyOptions) {
     super();
@@ -136,6 +138,8 @@ export class FaultProxy extends EventEmitter {
       reset,
       () => stalled,
       async (chunk) => {
+        this.returned += chunk.length;
+        this.emit('returned', chunk);
         client.write(chunk);
       },
     );

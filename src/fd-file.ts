@@ -1,11 +1,10 @@
 // An open file by its descriptor, for the per-item file work of both ends. A trip through
 // libuv's thread pool costs about 40 µs of CPU here (more with a large pool, which contends on
 // its queue), against a few µs for the call itself, and a small file made about ten of them
-// through node:fs/promises. So calls that only touch an inode in memory (fstat, fchmod,
-// futimes, close of a file opened for reading or with its writes settled) are made
-// synchronously; those that may wait for the disk (open, read, write, truncate, fsync) go to
-// the thread pool, where many of them wait at once. The sender's exceptions, openForReading and
-// readNow, say why they may not wait long.
+// through node:fs/promises. So calls that only touch what is in memory (open, fstat, fchmod,
+// futimes, close, a small read or write of the page cache) are made synchronously; those that
+// may wait for the disk (large reads and writes, truncate, fsync) go to the thread pool, where
+// many of them wait at once. readNow and writeNow say where "small" ends.
 import {
   closeSync,
   constants,
@@ -15,13 +14,24 @@ import {
   fsync,
   ftruncate,
   futimesSync,
-  open,
   openSync,
   read,
   readSync,
   type Stats,
   writev,
+  writevSync,
 } from 'node:fs';
+
+/** The most a write on the event loop's thread may carry (FdFile.writeNow). */
+export const WRITE_NOW_MAX = 64 * 1024;
+
+/** What is left of `buffers` after a write of `written` bytes of them, in order. */
+function unwritten(buffers: readonly Buffer[], written: number): Buffer[] {
+  let i = 0;
+  let left = written;
+  while (i < buffers.length && left >= (buffers[i] as Buffer).length) left -= (buffers[i++] as Buffer).length;
+  return i < buffers.length ? [(buffers[i] as Buffer).subarray(left), ...buffers.slice(i + 1)] : [];
+}
 
 /** Adapts a node:fs callback call to a promise, without the FileHandle machinery's cost. */
 function call<T>(start: (done: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
@@ -35,17 +45,18 @@ export class FdFile {
     this.#fd = fd;
   }
 
-  /** Opens `path` with open(2) `flags` (and `mode` for a file it creates). */
-  static async open(path: string, flags: number, mode = 0o600): Promise<FdFile> {
-    return new FdFile(await call<number>((done) => open(path, flags, mode, done)));
+  /**
+   * Opens `path` with open(2) `flags` (and `mode` for a file it creates), on this thread: a
+   * lookup in a directory just used, or a new entry in it, is a change in memory that the
+   * filesystem's journal writes later.
+   */
+  static open(path: string, flags: number, mode = 0o600): FdFile {
+    return new FdFile(openSync(path, flags, mode));
   }
 
-  /**
-   * Opens `path` read-only, on this thread: the sender opens files its walk has just stat-ed, so
-   * the call touches cached metadata only, and a trip through the pool would cost more.
-   */
+  /** Opens `path` read-only: the sender opens files its walk has just stat-ed. */
   static openForReading(path: string): FdFile {
-    return new FdFile(openSync(path, constants.O_RDONLY));
+    return FdFile.open(path, constants.O_RDONLY);
   }
 
   get #open(): number {
@@ -75,13 +86,24 @@ export class FdFile {
     let rest = buffers;
     for (let at = position; rest.length > 0; ) {
       const pending = rest;
-      let written = await call<number>((done) => writev(fd, pending, at, done));
+      const written = await call<number>((done) => writev(fd, pending, at, done));
       at += written;
-      // Drop what was written: whole buffers, then the front of the one it stopped in.
-      let i = 0;
-      while (i < pending.length && written >= (pending[i] as Buffer).length)
-        written -= (pending[i++] as Buffer).length;
-      rest = i < pending.length ? [(pending[i] as Buffer).subarray(written), ...pending.slice(i + 1)] : [];
+      rest = unwritten(pending, written);
+    }
+  }
+
+  /**
+   * writeAll on this thread, for at most WRITE_NOW_MAX bytes: written into the page cache, they
+   * wait for no disk, and a trip through the pool would cost more than the call (5,000 x 1 KiB
+   * files into tmpfs, means of 4 runs: with the open above, receiver CPU 2.82 -> 2.70 s).
+   */
+  writeNow(buffers: readonly Buffer[], position: number): void {
+    const fd = this.#open;
+    let rest = buffers;
+    for (let at = position; rest.length > 0; ) {
+      const written = writevSync(fd, rest, at);
+      at += written;
+      rest = unwritten(rest, written);
     }
   }
 

@@ -9,7 +9,7 @@
 // says nothing, since writes completed out of order leave holes of zeros below it.
 import { constants } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
-import { FdFile } from '../fd-file.js';
+import { FdFile, WRITE_NOW_MAX } from '../fd-file.js';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
 import { isRetryableReject, RejectCode } from '../protocol/constants.js';
 import { type Payload, payloadLength, payloadParts } from '../protocol/payload.js';
@@ -188,7 +188,7 @@ export class PartWriter implements ItemWriter, FileUser {
     if (this.#closed !== undefined) throw new Error('the part was closed');
     await this.#context.permits.acquire(this);
     try {
-      this.#file = await this.#openFile();
+      this.#file = this.#openFile();
     } catch (err) {
       this.#context.permits.release(this);
       throw err;
@@ -199,12 +199,12 @@ export class PartWriter implements ItemWriter, FileUser {
    * Read-write, created if new, never truncated: what it holds is the resume offset. The first
    * open tries to create it, as it does for almost every item: made now, it is known empty.
    */
-  async #openFile(): Promise<FdFile> {
+  #openFile(): FdFile {
     const flags = constants.O_RDWR | constants.O_CREAT;
     if (this.#created === undefined) {
       this.#created = false;
       try {
-        const file = await FdFile.open(this.#path, flags | constants.O_EXCL);
+        const file = FdFile.open(this.#path, flags | constants.O_EXCL);
         this.#created = true;
         return file;
       } catch (err) {
@@ -232,7 +232,9 @@ export class PartWriter implements ItemWriter, FileUser {
     const length = payloadLength(payload);
     for (const part of parts) this.#hasher.update(part);
     this.#length = Math.max(this.#length, offset + length);
-    const writing = this.#use((file) => file.writeAll(parts, offset)).catch((err: unknown) => {
+    const writing = this.#use(async (file) =>
+      length <= WRITE_NOW_MAX ? file.writeNow(parts, offset) : file.writeAll(parts, offset),
+    ).catch((err: unknown) => {
       this.#failure ??= err;
     });
     this.#writing.add(writing);
@@ -295,7 +297,7 @@ export class PartWriter implements ItemWriter, FileUser {
     const record = Buffer.alloc(SYNCED_LEN);
     record.writeBigUInt64BE(BigInt(offset), 0);
     record.writeBigUInt64BE(prefixHash, 8);
-    const file = await FdFile.open(syncedRecordPath(this.#path), constants.O_WRONLY | constants.O_CREAT);
+    const file = FdFile.open(syncedRecordPath(this.#path), constants.O_WRONLY | constants.O_CREAT);
     try {
       await file.writeAll([record], 0);
       await file.datasync();

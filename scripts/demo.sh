@@ -17,7 +17,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting a receiver on $work/inbox"
-ackship recv --listen 127.0.0.1:0 --out "$work/inbox" >"$work/recv.out" 2>"$work/recv.err" &
+# Not through the function: in the background it would run in a subshell, whose pid $! is, and
+# stopping that subshell would leave the receiver running.
+./bin/run.js recv --listen 127.0.0.1:0 --out "$work/inbox" >"$work/recv.out" 2>"$work/recv.err" &
 receiver=$!
 for _ in $(seq 50); do grep -q 'listening on' "$work/recv.err" && break; sleep 0.1; done
 address=$(sed -n 's/^listening on //p' "$work/recv.err")

@@ -1,7 +1,7 @@
 // `npm pack` yields a package that installs and runs: what a user of the tarball gets.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -104,8 +104,22 @@ test('examples/cluster.mjs: nothing lost, nothing handled twice, one connection 
 
 // README's first command runs this: it must end 0 and find every copy identical. (It ended 143:
 // under set -e, its cleanup's wait for the receiver it had stopped ended the script.)
-test('the demo (npm run demo) exits 0 and finds every received file identical', async () => {
+test('the demo (npm run demo) exits 0, finds every received file identical, and leaves no receiver running', async () => {
   const { stdout } = await exec('bash', [join(root, 'scripts', 'demo.sh')], { cwd: root, timeout: 120_000 });
   for (const line of ['random.bin: identical', 'numbers.txt: identical', 'unpacked random.bin: identical'])
     assert.ok(stdout.includes(line), `${line}: ${stdout}`);
+  // Its receiver ran through a shell function: stopping the function's subshell left node
+  // serving a deleted directory, one more after every run.
+  const inbox = /starting a receiver on (\S+)/.exec(stdout)?.[1];
+  assert.ok(inbox, stdout);
+  assert.deepEqual(await processesMentioning(inbox), []);
 });
+
+/** Pids of the processes whose command line holds `text`. */
+async function processesMentioning(text: string): Promise<string[]> {
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  const lines = await Promise.all(
+    pids.map((pid) => readFile(join('/proc', pid, 'cmdline'), 'utf8').catch(() => '')),
+  );
+  return pids.filter((_, i) => lines[i]?.includes(text));
+}

@@ -558,6 +558,14 @@ describe('eager files (v6)', () => {
       const actions = frames.flatMap((frame) => machine.receive(frame));
       assert.equal(failure(actions).wireCode, ErrorCode.Malformed, what);
     }
+    // An empty file has no DATA at all, not an empty one.
+    const empty = v6();
+    empty.receive(eager(0));
+    assert.equal(
+      failure(empty.receive(dataOf(''))).wireCode,
+      ErrorCode.Malformed,
+      'a DATA for an empty file',
+    );
   });
 
   test('an eager OFFER from a peer below version 6 is unexpected', () => {

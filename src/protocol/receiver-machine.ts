@@ -480,7 +480,8 @@ export class ReceiverMachine {
   #eagerData(item: Extract<Item, { phase: 'eager' }>, offset: number, payload: Payload): ReceiverAction[] {
     const { slot, size } = item.offer;
     const length = payloadLength(payload);
-    if (item.payload !== undefined || item.hash !== undefined || offset !== 0 || length !== size) {
+    const misplaced = item.payload !== undefined || item.hash !== undefined || offset !== 0;
+    if (misplaced || size === 0 || length !== size) {
       return this.#violation(
         `eager slot ${slot} takes one DATA of all its ${size} bytes at offset 0, not ${length} at ${offset}`,
       );

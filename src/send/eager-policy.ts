@@ -9,24 +9,28 @@
 export type SmallFileWay = 'eager' | 'ask' | 'probe';
 
 export class EagerPolicy {
-  #probe: Promise<boolean> | undefined;
-  #settleProbe: (eager: boolean) => void = () => {};
+  /** Settles with the probe's answer. */
+  #probe: Promise<void> | undefined;
+  #probed: () => void = () => {};
+  /** A file of this run was there already: the probe, or one sent eagerly. */
   #held = false;
 
   /** How the next small file goes; the one told 'probe' asks, and must then call `probed`. */
   async next(): Promise<SmallFileWay> {
     if (this.#probe === undefined) {
       this.#probe = new Promise((resolve) => {
-        this.#settleProbe = resolve;
+        this.#probed = resolve;
       });
       return 'probe';
     }
-    return (await this.#probe) && !this.#held ? 'eager' : 'ask';
+    await this.#probe;
+    return this.#held ? 'ask' : 'eager';
   }
 
   /** The probe's first answer (or its failure): whether the receiver held that file already. */
   probed(held: boolean): void {
-    this.#settleProbe(!held);
+    if (held) this.#held = true;
+    this.#probed();
   }
 
   /** A file sent eagerly was there already. */

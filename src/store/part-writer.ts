@@ -9,7 +9,7 @@
 // says nothing, since writes completed out of order leave holes of zeros below it.
 import { constants } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
-import { FdFile, WRITE_NOW_MAX } from '../fd-file.js';
+import { FdFile, NOW_MAX } from '../fd-file.js';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
 import { isRetryableReject, RejectCode } from '../protocol/constants.js';
 import { type Payload, payloadLength, payloadParts } from '../protocol/payload.js';
@@ -233,7 +233,7 @@ export class PartWriter implements ItemWriter, FileUser {
     for (const part of parts) this.#hasher.update(part);
     this.#length = Math.max(this.#length, offset + length);
     const writing = this.#use(async (file) =>
-      length <= WRITE_NOW_MAX ? file.writeNow(parts, offset) : file.writeAll(parts, offset),
+      length <= NOW_MAX ? file.writeNow(parts, offset) : file.writeAll(parts, offset),
     ).catch((err: unknown) => {
       this.#failure ??= err;
     });

@@ -174,6 +174,7 @@ ${EXIT_STATUS_HELP}`;
             seconds: flags.seconds,
             signal: this.interrupted.signal,
             progress,
+            receiverScript: join(this.config.root, 'dist', 'src', 'stress', 'stress-receiver.js'),
           });
     for (const row of rows) output.event({ event: 'stress', ...row });
     if (!flags.json) {

@@ -7,7 +7,6 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UnconfirmedError } from '../errors.js';
 import { type Address, formatAddress } from '../net-address.js';
 import { TRANSFER_ID_LEN } from '../protocol/constants.js';
@@ -51,6 +50,11 @@ export interface StressOptions {
   signal: AbortSignal;
   /** Told when a run starts, for progress on a terminal. */
   progress?(scenario: Scenario | 'target', mode: Mode): void;
+  /**
+   * The receiving program's script: dist/src/stress/stress-receiver.js in the package. Passed
+   * in, because the bundled CLI's modules do not sit beside it.
+   */
+  receiverScript: string;
 }
 
 export interface StressRow {
@@ -73,15 +77,15 @@ export interface StressRow {
   seconds: number;
 }
 
-const RECEIVER = fileURLToPath(new URL('stress-receiver.js', import.meta.url));
-
 /** The receiving program, restartable on the same port and directory. */
 class ReceiverProcess {
+  readonly #script: string;
   readonly #config: StressReceiverConfig;
   readonly #got = new Map<number, number>();
   #child: ChildProcess | undefined;
 
-  constructor(config: StressReceiverConfig) {
+  constructor(script: string, config: StressReceiverConfig) {
+    this.#script = script;
     this.#config = config;
   }
 
@@ -95,7 +99,7 @@ class ReceiverProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [RECEIVER, JSON.stringify(this.#config)], {
+    const child = spawn(process.execPath, [this.#script, JSON.stringify(this.#config)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     this.#child = child;
@@ -299,7 +303,12 @@ async function runOne(scenario: Scenario, mode: Mode, w: Workload, options: Stre
   const sources = isPlain(mode) ? [] : await messageFiles(join(dir, 'out'), messages, '');
   const backend = isPlain(mode) ? 'plain' : 'ackship';
   const trouble: Trouble = scenario;
-  const receiver = new ReceiverProcess({ backend, trouble, port: 0, dir: join(dir, 'in') });
+  const receiver = new ReceiverProcess(options.receiverScript, {
+    backend,
+    trouble,
+    port: 0,
+    dir: join(dir, 'in'),
+  });
   await receiver.start();
   const signal = bounded(options);
   const started = performance.now();
@@ -341,7 +350,7 @@ async function sinkReport(sink: Address, run: number): Promise<Map<number, numbe
   }
 }
 
-export interface TargetOptions extends Omit<StressOptions, 'scenarios'> {
+export interface TargetOptions extends Omit<StressOptions, 'scenarios' | 'receiverScript'> {
   /** A remote `ackship recv`, for the ackship modes. */
   target: Address;
   /** Its plain-TCP sink (`recv --stress-sink`), for the naive modes. */

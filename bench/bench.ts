@@ -34,10 +34,10 @@ const DELAY_MS = 25;
 const RSS_BOUND_MIB = 100;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(root, 'bin', 'run.js');
+const BIN = join(root, 'bin', 'run.cjs');
 const BASELINE = fileURLToPath(new URL('baseline.js', import.meta.url));
 const USAGE = fileURLToPath(new URL('usage.js', import.meta.url));
-/** The node flags of bin/run.js's first line (`#!/usr/bin/env -S node FLAGS`): ackship runs as a shell runs it. */
+/** The node flags of bin/run.cjs's first line (`#!/usr/bin/env -S node FLAGS`): ackship runs as a shell runs it. */
 const NODE_FLAGS = /^#!\S+ -S node(.*)$/m.exec(readFileSync(BIN, 'utf8'))?.[1]?.trim().split(/\s+/) ?? [];
 
 /** Node's arguments for `ackship ARGS`; with `usageFile`, what it cost is written there at exit. */

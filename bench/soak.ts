@@ -13,7 +13,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ConnectionFaults, FaultProxy } from '../test/support/proxy.js';
 
-const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/run.cjs', import.meta.url));
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const MAX_ROUNDS = 10_000;
 

@@ -3,8 +3,8 @@
 # confirmations shown, and the received files compared with the originals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# As an installed ackship runs: through bin/run.js's first line, with its node flags.
-ackship() { ./bin/run.js "$@"; }
+# As an installed ackship runs: through bin/run.cjs, as its first line says.
+ackship() { ./bin/run.cjs "$@"; }
 
 work=$(mktemp -d)
 receiver=''
@@ -19,7 +19,7 @@ trap cleanup EXIT
 echo "== starting a receiver on $work/inbox"
 # Not through the function: in the background it would run in a subshell, whose pid $! is, and
 # stopping that subshell would leave the receiver running.
-./bin/run.js recv --listen 127.0.0.1:0 --out "$work/inbox" >"$work/recv.out" 2>"$work/recv.err" &
+./bin/run.cjs recv --listen 127.0.0.1:0 --out "$work/inbox" >"$work/recv.out" 2>"$work/recv.err" &
 receiver=$!
 for _ in $(seq 50); do grep -q 'listening on' "$work/recv.err" && break; sleep 0.1; done
 address=$(sed -n 's/^listening on //p' "$work/recv.err")

@@ -17,16 +17,6 @@ describe('CLI conventions', () => {
     assert.match((await run(t, ['help', 'send'])).stdout, /Send files or stdin/);
   });
 
-  test('a command starts from the bundle: no module is loaded from node_modules', async (t) => {
-    // Loading @oclif/core's 474 modules one by one took ~0.1 s of every start (scripts/bundle.mjs).
-    for (const args of [['--version'], ['send', '--help']]) {
-      const shown = await run(t, args, { env: { NODE_DEBUG: 'module' } });
-      assert.equal(shown.code, 0, shown.stderr);
-      assert.doesNotMatch(shown.stderr, /load "[^"]*\/node_modules\//, args.join(' '));
-      assert.match(shown.stderr, /load built-in module/, 'NODE_DEBUG=module shows what is loaded');
-    }
-  });
-
   test('a mistyped command or flag is a usage error (64) that says what was meant', async (t) => {
     const command = await run(t, ['sned', 'host', 'file']);
     assert.equal(command.code, ExitCode.Usage, command.stderr);

@@ -156,7 +156,7 @@ ${EXIT_STATUS_HELP}`;
         })
       : flags.netns
         ? await runInNamespaces(
-            join(this.config.root, 'bin', 'run.js'),
+            join(this.config.root, 'bin', 'run.cjs'),
             [
               ...scenarios.flatMap((s) => ['--scenario', s]),
               '--mode',

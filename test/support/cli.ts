@@ -1,4 +1,4 @@
-// Runs the real CLI (bin/run.js) as child processes, as a user would, with per-test temp dirs.
+// Runs the real CLI (bin/run.cjs) as child processes, as a user would, with per-test temp dirs.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-export const BIN = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../../bin/run.cjs', import.meta.url));
 
 /** A temp dir removed when the test ends. */
 export async function tempDir(t: TestContext): Promise<string> {

@@ -1,0 +1,31 @@
+// How the CLI's process starts, seen from outside: what it loads, how many threads it runs.
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { run, startReceiver, tempDir } from './support/cli.js';
+
+test('a command starts from the bundle: no module is loaded from node_modules', async (t) => {
+  // Loading @oclif/core's 474 modules one by one took ~0.1 s of every start (scripts/bundle.mjs).
+  for (const args of [['--version'], ['send', '--help']]) {
+    const shown = await run(t, args, { env: { NODE_DEBUG: 'module' } });
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.doesNotMatch(shown.stderr, /load "[^"]*\/node_modules\//, args.join(' '));
+    assert.match(shown.stderr, /load built-in module/, 'NODE_DEBUG=module shows what is loaded');
+  }
+});
+
+test('the receiver runs 16 threads for blocking calls, unless UV_THREADPOOL_SIZE says otherwise', async (t) => {
+  const dir = await tempDir(t);
+  const threadsOf = async (name: string, env: NodeJS.ProcessEnv) => {
+    const receiver = await startReceiver(t, ['--out', join(dir, name)], { env });
+    const threads = (await readdir(`/proc/${receiver.child.pid}/task`)).length;
+    receiver.signal('SIGTERM');
+    await receiver.exited;
+    return threads;
+  };
+  // libuv starts its whole pool at the first blocking call, long before the receiver listens.
+  const byDefault = await threadsOf('default', {});
+  const four = await threadsOf('four', { UV_THREADPOOL_SIZE: '4' });
+  assert.equal(byDefault - four, 16 - 4, `${byDefault} threads by default, ${four} with a pool of 4`);
+});

@@ -10,4 +10,4 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 // No node flags on the first line: any V8 flag of our own makes node's cached code for its
 // internals unusable, which costs each start ~0.04 s. The receiver needs none: bundled
 // (dist/cli/), it runs 2 full collections per GiB received (`--trace-gc`, 3 runs).
-import('../dist/cli/execute.mjs').then(({ execute }) => execute({ dir: __dirname }));
+require('./oclif-loader.cjs').loadOclif().oclif.execute({ dir: __dirname });

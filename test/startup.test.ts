@@ -1,9 +1,14 @@
 // How the CLI's process starts, seen from outside: what it loads, how many threads it runs.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { run, startReceiver, tempDir } from './support/cli.js';
+
+const LOADER = fileURLToPath(new URL('../../bin/oclif-loader.cjs', import.meta.url));
 
 test('a command starts from the bundle: no module is loaded from node_modules', async (t) => {
   // Loading @oclif/core's 474 modules one by one took ~0.1 s of every start (scripts/bundle.mjs).
@@ -13,6 +18,16 @@ test('a command starts from the bundle: no module is loaded from node_modules', 
     assert.doesNotMatch(shown.stderr, /load "[^"]*\/node_modules\//, args.join(' '));
     assert.match(shown.stderr, /load built-in module/, 'NODE_DEBUG=module shows what is loaded');
   }
+});
+
+test('the bundled oclif loads with the code cache that the build made', async () => {
+  // As bin/run.cjs loads it: node without flags. A cache V8 rejects is no error, only slower.
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    '-e',
+    `const { script } = require(${JSON.stringify(LOADER)}).loadOclif();
+     console.log(script.cachedDataRejected);`,
+  ]);
+  assert.equal(stdout.trim(), 'false');
 });
 
 test('the receiver runs 16 threads for blocking calls, unless UV_THREADPOOL_SIZE says otherwise', async (t) => {

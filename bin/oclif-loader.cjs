@@ -22,7 +22,6 @@ function loadOclif() {
   const script = new Script(Module.wrap(readFileSync(BUNDLE, 'utf8')), { filename: BUNDLE, cachedData });
   const bundle = new Module(BUNDLE, module);
   bundle.filename = BUNDLE;
-  bundle.paths = Module._nodeModulePaths(dirname(BUNDLE));
   require.cache[BUNDLE] = bundle;
   script.runInThisContext()(bundle.exports, Module.createRequire(BUNDLE), bundle, BUNDLE, dirname(BUNDLE));
   bundle.loaded = true;

@@ -8,7 +8,7 @@
 // Measured here (medians of 15): `ackship --version` 0.36 s unbundled, 0.25 s bundled as ES
 // modules, 0.22 s as CommonJS, 0.20 s with the code cache (node -e 0: 0.12-0.14 s).
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = {
@@ -34,7 +34,24 @@ function sharingOclif(prefix) {
   };
 }
 
-await build({ ...common, entryPoints: { oclif: 'dist/src/cli/oclif.js' } });
+// oclif sorts a plugin's commands with localeCompare on every start, and the first
+// localeCompare builds ICU's collator: 15 ms of each `--version` (0.197 -> 0.182 s, medians of
+// 21). Our command ids are lowercase ASCII, for which comparing code units gives the same order;
+// the order only decides how help lists commands.
+const ORDINAL_COMMAND_SORT = {
+  name: 'ordinal-command-sort',
+  setup(b) {
+    b.onLoad({ filter: /@oclif[\\/]core[\\/]lib[\\/]config[\\/]plugin\.js$/ }, ({ path }) => {
+      const source = readFileSync(path, 'utf8');
+      const sort = '.sort((a, b) => a.id.localeCompare(b.id))';
+      if (!source.includes(sort)) throw new Error(`${path}: oclif's command sort changed; review the patch`);
+      const ordinal = '.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))';
+      return { contents: source.replace(sort, ordinal), loader: 'js' };
+    });
+  },
+};
+
+await build({ ...common, entryPoints: { oclif: 'dist/src/cli/oclif.js' }, plugins: [ORDINAL_COMMAND_SORT] });
 const commands = readdirSync('dist/src/commands').filter((f) => f.endsWith('.js'));
 await build({
   ...common,

@@ -8,7 +8,7 @@
 // Measured here (medians of 15): `ackship --version` 0.36 s unbundled, 0.25 s bundled as ES
 // modules, 0.22 s as CommonJS, 0.20 s with the code cache (node -e 0: 0.12-0.14 s).
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = {

@@ -435,9 +435,11 @@ describe('open items per connection (§6)', () => {
     [2, 64],
     [4, 64],
     [5, 256],
+    [6, 256],
+    [7, 1024],
   ] as const) {
     test(`version ${version}: ${window} items open at once, and one more is unexpected`, () => {
-      const machine = new ReceiverMachine(limits(100));
+      const machine = new ReceiverMachine(limits(100, { maxItemsPerConnection: 2 * window }));
       machine.receive({ kind: 'hello', hello: { minVersion: 1, maxVersion: version, role: Role.Sender } });
       for (let slot = 0; slot < window; slot++) {
         const [open] = machine.receive({
@@ -483,6 +485,46 @@ describe('eager files (v6)', () => {
   };
   const types = (actions: ReceiverAction[]) =>
     actions.map((a) => (a.type === 'send' ? `send ${a.frame.kind}` : a.type));
+
+  test('16 MiB of eager items open at once (§6.3): past that an eager OFFER is unexpected, until one is answered', () => {
+    const KiB64 = 64 * 1024;
+    const at = (slot: number, size: number, eagerBit = true): Frame => ({
+      kind: Kind.Offer,
+      slot,
+      id: Buffer.alloc(16, 0)
+        .fill(slot >> 8, 0, 1)
+        .fill(slot & 255, 1, 2),
+      size,
+      eager: eagerBit,
+      name: Buffer.from(`e${slot}`),
+    });
+    const full = () => {
+      const machine = new ReceiverMachine(limits(1 << 20));
+      machine.receive(helloOf(7));
+      for (let slot = 0; slot < 256; slot++)
+        assert.deepEqual(types(machine.receive(at(slot, KiB64))), ['open'], `eager item ${slot}`);
+      return machine;
+    };
+    const over = full();
+    assert.deepEqual(failure(over.receive(at(256, 1))), {
+      code: 'ACK_ERR_PROTOCOL',
+      wireCode: ErrorCode.Unexpected,
+    });
+    assert.deepEqual(types(full().receive(at(256, 1, false))), ['open'], 'an OFFER that asks is not counted');
+
+    const answered = full();
+    answered.decided(0, { type: 'reject', code: RejectCode.Exists, reason: 'there' });
+    answered.receive({ kind: Kind.Data, slot: 0, offset: 0, payload: Buffer.alloc(KiB64) });
+    assert.deepEqual(types(answered.receive({ kind: Kind.End, slot: 0, hash: 9n })), [
+      `send ${Kind.Reject}`,
+      'rejected',
+    ]);
+    assert.deepEqual(types(answered.receive(at(256, KiB64))), ['open'], 'the answered item made room');
+    assert.deepEqual(failure(answered.receive(at(257, 1))), {
+      code: 'ACK_ERR_PROTOCOL',
+      wireCode: ErrorCode.Unexpected,
+    });
+  });
 
   test('answered once both the decision and the END are in, whichever comes last, with no ACCEPT', () => {
     const early = v6();

@@ -98,6 +98,20 @@ describe('sender connection machine', () => {
     assert.equal(sender.openSlot(), 5);
   });
 
+  test('eager items (§6.3): 16 MiB of declared sizes open at once, counted until their slots are released', () => {
+    const { sender } = opened();
+    const slots = Array.from({ length: 257 }, () => sender.openSlot() as number);
+    for (const slot of slots.slice(0, 256)) assert.equal(sender.reserveEager(slot, 64 * 1024), true);
+    const last = slots[256] as number;
+    assert.equal(sender.reserveEager(last, 1), false, 'one byte past the bound');
+    assert.equal(sender.reserveEager(last, 0), true, 'an empty file holds nothing');
+    assert.equal(sender.reserveEager(last, 0), false, 'a slot is reserved once');
+    sender.releaseSlot(slots[0] as number);
+    const next = sender.openSlot() as number;
+    assert.equal(sender.reserveEager(next, 64 * 1024), true, 'the released item made room');
+    assert.equal(sender.reserveEager(maxOpenItems(MAX_VERSION) + 1, 0), false, 'no such slot open');
+  });
+
   test('no slot is handed out before the handshake is over', () => {
     const sender = new SenderConnection(options(), 0);
     assert.equal(sender.openSlot(), undefined);

@@ -24,6 +24,7 @@ import {
   ErrorCode,
   isRetryableReject,
   Kind,
+  MAX_EAGER_OPEN_BYTES,
   MAX_MTIME_MS,
   maxOpenItems,
   RejectCode,
@@ -101,7 +102,7 @@ type Item =
   | { phase: 'receiving'; offer: ValidOffer; accepted: number; next: number | undefined; acked: number }
   /**
    * v6 (§6.3): an eager file, answered once both the store's decision and its END are in. Its
-   * one DATA waits here meanwhile: at most MAX_EAGER_SIZE bytes.
+   * one DATA waits here meanwhile: at most MAX_EAGER_SIZE bytes, MAX_EAGER_OPEN_BYTES over all.
    */
   | {
       phase: 'eager';
@@ -116,14 +117,20 @@ type Item =
 /**
  * The items open on a connection, by slot, with their transfer ids indexed: every OFFER is
  * checked against all of them (§7.1), and a scan of 256 ids per OFFER was 2% of a small
- * file's receiver CPU.
+ * file's receiver CPU. Eager items count by their declared size until settled (§6.3).
  */
 class OpenItems extends Map<number, Item> {
   readonly #ids = new Set<string>();
+  readonly #eagerSizes = new Map<number, number>();
+  #eagerBytes = 0;
 
   override set(slot: number, item: Item): this {
     const before = this.get(slot);
     if (before !== undefined) this.#ids.delete(before.offer.id.toString('latin1'));
+    else if (item.phase === 'eager') {
+      this.#eagerSizes.set(slot, item.offer.size);
+      this.#eagerBytes += item.offer.size;
+    }
     this.#ids.add(item.offer.id.toString('latin1'));
     return super.set(slot, item);
   }
@@ -131,12 +138,21 @@ class OpenItems extends Map<number, Item> {
   override delete(slot: number): boolean {
     const item = this.get(slot);
     if (item !== undefined) this.#ids.delete(item.offer.id.toString('latin1'));
+    this.#eagerBytes -= this.#eagerSizes.get(slot) ?? 0;
+    this.#eagerSizes.delete(slot);
     return super.delete(slot);
   }
 
   override clear(): void {
     this.#ids.clear();
+    this.#eagerSizes.clear();
+    this.#eagerBytes = 0;
     super.clear();
+  }
+
+  /** The declared sizes of the open eager items, from their OFFER until their answer. */
+  get eagerBytes(): number {
+    return this.#eagerBytes;
   }
 
   hasId(id: Buffer): boolean {
@@ -428,6 +444,12 @@ export class ReceiverMachine {
     }
     if (frame.eager && (this.#version ?? 1) < 6) {
       return this.#violation('eager OFFERs need protocol version 6', ErrorCode.Unexpected);
+    }
+    if (frame.eager && this.#items.eagerBytes + frame.size > MAX_EAGER_OPEN_BYTES) {
+      return this.#violation(
+        `eager items of more than ${MAX_EAGER_OPEN_BYTES} bytes open at once`,
+        ErrorCode.Unexpected,
+      );
     }
     const check = checkName(frame.name);
     const offer: ValidOffer = {

@@ -6,7 +6,7 @@
 import { AuthError, HandshakeError, PeerError, ProtocolError, TransientError } from '../errors.js';
 import { SecretProof } from './auth.js';
 import type { Frame, Hello } from './codec.js';
-import { ErrorCode, Kind, maxOpenItems, Role } from './constants.js';
+import { ErrorCode, Kind, MAX_EAGER_OPEN_BYTES, maxOpenItems, Role } from './constants.js';
 import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
 
@@ -55,6 +55,9 @@ export class SenderConnection {
   #lastActivity: number;
   readonly #openSlots = new Set<number>();
   readonly #freeSlots: number[] = [];
+  /** §6.3: the declared sizes of the eager items open, by slot, and their sum. */
+  readonly #eagerSizes = new Map<number, number>();
+  #eagerBytes = 0;
 
   constructor(options: SenderConnectionOptions, now: number) {
     this.#options = options;
@@ -172,9 +175,24 @@ export class SenderConnection {
     return slot;
   }
 
+  /**
+   * Whether the item in `slot` may go eagerly (§6.3): true, and counted until its slot is
+   * released, while the connection's open eager items leave room for `size` more bytes.
+   */
+  reserveEager(slot: number, size: number): boolean {
+    if (!this.#openSlots.has(slot) || this.#eagerSizes.has(slot)) return false;
+    if (this.#eagerBytes + size > MAX_EAGER_OPEN_BYTES) return false;
+    this.#eagerSizes.set(slot, size);
+    this.#eagerBytes += size;
+    return true;
+  }
+
   /** The item in `slot` is settled: the receiver may not address it again. */
   releaseSlot(slot: number): void {
-    if (this.#openSlots.delete(slot)) this.#freeSlots.push(slot);
+    if (!this.#openSlots.delete(slot)) return;
+    this.#freeSlots.push(slot);
+    this.#eagerBytes -= this.#eagerSizes.get(slot) ?? 0;
+    this.#eagerSizes.delete(slot);
   }
 
   #greeted(theirs: Hello): SenderConnectionAction[] {

@@ -161,6 +161,11 @@ export class Connection {
     return this.#error === undefined;
   }
 
+  /** Whether the item in `slot` may go eagerly: the open eager items leave room for it (§6.3). */
+  reserveEager(slot: number, size: number): boolean {
+    return this.#machine.reserveEager(slot, size);
+  }
+
   /** Runs `work` with a slot of its own, waiting while the window is full. */
   async withSlot<T>(work: (link: SlotLink) => Promise<T>): Promise<T> {
     let slot = this.#machine.openSlot();

@@ -287,7 +287,9 @@ export class Sender {
     const small = !source.directory && size <= MAX_EAGER_SIZE && connection.version >= 6;
     // An empty file has no bytes to send in vain: it goes eagerly, and tells the probe nothing.
     const way = !small ? 'ask' : size === 0 ? 'eager' : await this.#eager.next();
-    if (way === 'eager') return eagerAttempt(connection, link, item, source, tally, events, this.#eager);
+    // With the connection's eager bytes at their bound, it asks like a larger file (§6.3).
+    if (way === 'eager' && connection.reserveEager(link.slot, size))
+      return eagerAttempt(connection, link, item, source, tally, events, this.#eager);
     let held = false;
     let answer: ReturnType<typeof settle>;
     try {
@@ -581,7 +583,7 @@ async function eagerAttempt(
   return afterAnswer(connection, async () => {
     // Not awaited: the frames of items sent in one tick leave in one write, whose callbacks all
     // wait for the last byte of all of them, while an answer proves the receiver has ours. The
-    // window bounds what waits in memory (256 items of at most 64 KiB). A failed write fails
+    // eager bound caps what waits in memory (16 MiB per connection, §6.3). A failed write fails
     // the connection, and with it the wait for the answer.
     connection.sendAll(item.eager(payload, hash)).catch(() => {});
     tally.bytesSent += payload.length;

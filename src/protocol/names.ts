@@ -48,6 +48,9 @@ export function checkName(raw: Buffer): NameCheck {
 
 /** Text made safe for a terminal: controls (never raw escapes) shown as \\uXXXX. */
 export function escapeControls(text: string): string {
+  // Names rarely hold one, and the replace calls back per character: ~10 us for a short name,
+  // paid per progress update of every file sent.
+  if (!hasControl(text)) return text;
   return text.replace(/./gsu, (c) =>
     isControl(c.charCodeAt(0)) ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c,
   );

@@ -11,7 +11,7 @@ import { encodeHello } from '../src/protocol/codec.js';
 import { MAX_VERSION, Role } from '../src/protocol/constants.js';
 import { ackship, itemRecords, records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
-import { deadPort } from './support/net.js';
+import { deadPort, silentServer } from './support/net.js';
 import { FaultProxy } from './support/proxy.js';
 
 const fastRetries = ['--retries', '30', '--retry-delay', '0.05'];
@@ -257,6 +257,24 @@ describe('peers that do not speak ackship', () => {
 });
 
 describe('silent peers', () => {
+  // The connection opens while the sources are read; a run that ends before using it (here, on
+  // a missing file) closes it at once, not after --connect-timeout (300 s, past this test's 30).
+  test('a run that fails on its input exits at once, though its connection to a silent peer is still opening', {
+    timeout: 30_000,
+  }, async (t) => {
+    const dir = await tempDir(t);
+    const port = await silentServer(t);
+    const sent = await run(
+      t,
+      ['send', `127.0.0.1:${port}`, join(dir, 'missing'), '--connect-timeout', '300'],
+      {
+        env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+      },
+    );
+    assert.equal(sent.code, ExitCode.NoInput, sent.stderr);
+    assert.match(sent.stderr, /cannot read .*missing: no such file/);
+  });
+
   // The connect deadline ends with the hello; a shorter --timeout must take over from there, not
   // wait for --connect-timeout (the bound on this test is 30 s; the connect timeout is 300 s).
   test('a receiver silent after its hello is given up after --timeout, even one shorter than --connect-timeout', {

@@ -1,15 +1,16 @@
 // The receiver's system calls, seen from outside with strace (skipped, saying why, without it):
 // the order of durability is checked, not assumed, and a failing fsync or rename injected into
 // a real receiver never yields a confirmation, while the retry succeeds once the fault is gone.
+// And one of the sender's: its connection opens while it still reads the tree.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { loadHasher, xxh64 } from '../src/hash.js';
 import type { Frame, OfferFrame } from '../src/protocol/codec.js';
 import { ErrorCode, Kind, RejectCode } from '../src/protocol/constants.js';
-import { BIN, type Finished, hasCommand, itemRecords, run, tempDir } from './support/cli.js';
+import { BIN, type Finished, hasCommand, itemRecords, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
 import { offerFrame, rawSender, sendItem, show } from './support/raw-sender.js';
 
@@ -275,5 +276,35 @@ describe('system calls of a real receiver', { skip }, () => {
     const [, confirmed] = await peer.frames(2);
     assert.ok(confirmed?.kind === Kind.Confirm && confirmed.size === payload.length, show(confirmed));
     assert.equal(await readFile(join(out, 'e.txt'), 'utf8'), 'sent with its offer');
+  });
+});
+
+describe('system calls of a real sender', { skip }, () => {
+  test('the connection opens while the tree is still being read, not after', async (t) => {
+    const dir = await tempDir(t);
+    const tree = join(dir, 'tree');
+    for (let d = 0; d < 100; d++) {
+      await mkdir(join(tree, `d${d}`), { recursive: true });
+      await writeFile(join(tree, `d${d}`, 'f'), `${d}`);
+    }
+    const receiver = await startReceiver(t, ['--out', join(dir, 'out')]);
+    const traceFile = join(dir, 'trace.txt');
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, `${tree}/`, '-r'], {
+      wrap: ['strace', '-f', '-y', '-e', 'trace=connect,getdents64', '-o', traceFile],
+      env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    const calls = parseTrace(await readFile(traceFile, 'utf8'));
+    const connect = find(
+      calls,
+      'the connect',
+      (c) => c.name === 'connect' && c.args.includes(`htons(${receiver.port})`),
+    );
+    const reads = calls.filter((c) => c.name === 'getdents64' && c.args.includes(tree));
+    assert.ok(reads.length >= 100, `the trace shows the tree read (${reads.length} calls)`);
+    assert.ok(
+      connect.started < (reads.at(-1) as Call).started,
+      'connect() started before the last directory of the tree was read',
+    );
   });
 });

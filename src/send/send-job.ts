@@ -80,17 +80,23 @@ function asAckshipError(err: unknown): AckshipError {
  */
 const ITEMS_PER_CONNECTION = maxOpenItems(MAX_VERSION);
 
+/** A run's senders, one per connection, in one session (§4.8). */
+export function runLanes(options: SendJobOptions): Sender[] {
+  const session = randomBytes(TRANSFER_ID_LEN);
+  return Array.from({ length: options.connections }, () => new Sender({ ...options, session }));
+}
+
+/** Delivers `sources` over `lanes` (runLanes(options) unless given), and closes them. */
 export async function sendJob(
   sources: Source[],
   options: SendJobOptions,
   reporter: JobReporter,
+  lanes = runLanes(options),
 ): Promise<{ outcomes: ItemOutcome[]; summary: JobSummary }> {
   const started = performance.now();
   const keyOf = (source: Source) => source.identity && JSON.stringify([source.identity, source.name]);
   const keys = sources.map(keyOf).filter((key): key is string => key !== undefined);
   const ids = await TransferIds.assign(options.stateDir, keys, options.dryRun === true);
-  const session = randomBytes(TRANSFER_ID_LEN);
-  const lanes = Array.from({ length: options.connections }, () => new Sender({ ...options, session }));
   const outcomes: ItemOutcome[] = [];
   let retries = 0;
   let next = 0;

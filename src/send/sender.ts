@@ -124,6 +124,8 @@ export class Sender {
   connectionsOpened = 0;
   /** The receiver sent a hello once: then a silence is overload, never "not ackship". */
   #greeted = false;
+  /** Aborts a connection still opening when the sender closes (one opened ahead, unused). */
+  readonly #closing = new AbortController();
   /** v6: whether small files go with their OFFER (§6.3). */
   readonly #eager = new EagerPolicy();
 
@@ -238,8 +240,18 @@ export class Sender {
     }
   }
 
+  /**
+   * Opens the connection now, ahead of the first item, so that its handshake (round trips on a
+   * long link, TLS's too) overlaps the caller's scan of its sources. A failure is left to the
+   * first item's attempt, which connects again as it would have.
+   */
+  connectAhead(): void {
+    this.#connect().catch(() => {});
+  }
+
   /** Ends the session after the last item. */
   close(): void {
+    this.#closing.abort(new TransientError('the run ended before the connection was used'));
     this.#current?.close();
     this.#current = undefined;
   }
@@ -252,7 +264,8 @@ export class Sender {
     const { address, timeoutMs, connectTimeoutMs, signal, session, trust, limiter } = this.#options;
     this.#current = undefined;
     const timeouts = { idleMs: timeoutMs, connectMs: connectTimeoutMs };
-    const connecting = Connection.open(address, timeouts, signal, session, trust, limiter).then(
+    const opening = AbortSignal.any([signal, this.#closing.signal]);
+    const connecting = Connection.open(address, timeouts, opening, session, trust, limiter).then(
       (connection) => {
         this.#greeted = true;
         this.#current = connection;

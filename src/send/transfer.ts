@@ -5,7 +5,14 @@ import type { AckshipError } from '../errors.js';
 import { loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
 import { type PeerOptions, senderTuning } from './peer-options.js';
-import { type ItemOutcome, type JobReporter, type JobSummary, jobError, sendJob } from './send-job.js';
+import {
+  type ItemOutcome,
+  type JobReporter,
+  type JobSummary,
+  jobError,
+  runLanes,
+  sendJob,
+} from './send-job.js';
 import { resolveSources, type SendItem, type Source } from './sources.js';
 import { defaultStateDir } from './transfer-ids.js';
 import { type FilterRule, treeFilter } from './tree-filter.js';
@@ -54,6 +61,18 @@ export async function transfer(
   const address = parseAddress(target);
   const { signal } = options;
   await loadHasher();
+  const jobOptions = {
+    address,
+    connections: options.connections ?? DEFAULTS.connections,
+    ...(options.dryRun && { dryRun: true }),
+    ...senderTuning(options),
+    signal,
+    stateDir: options.stateDir ?? defaultStateDir(process.env),
+  };
+  // The connections open while the sources are found: a tree's scan and a handshake's round
+  // trips overlap.
+  const lanes = runLanes(jobOptions);
+  for (const lane of lanes) lane.connectAhead();
   const resolved = await resolveSources(items, {
     recursive: options.recursive ?? false,
     noSkip: options.noSkip ?? false,
@@ -62,21 +81,18 @@ export async function transfer(
     skipped: (path, what) => events.skipped?.(path, what),
     ...(options.filter !== undefined && { filter: treeFilter(options.filter) }),
     signal,
+  }).catch((err: unknown) => {
+    for (const lane of lanes) lane.close();
+    throw err;
   });
   try {
     const { sources } = resolved;
     events.resolved?.(sources);
     const { outcomes, summary } = await sendJob(
       sources,
-      {
-        address,
-        connections: options.connections ?? DEFAULTS.connections,
-        ...(options.dryRun && { dryRun: true }),
-        ...senderTuning(options),
-        signal,
-        stateDir: options.stateDir ?? defaultStateDir(process.env),
-      },
+      jobOptions,
       { finished: () => {}, ...events },
+      lanes,
     );
     const error = jobError(sources, outcomes);
     return { sources, outcomes, summary, ...(error !== undefined && { error }) };

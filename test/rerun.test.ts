@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { MAX_VERSION, maxOpenItems } from '../src/protocol/constants.js';
 import { itemRecords, records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256File, writeRandom } from './support/files.js';
 
@@ -110,13 +111,16 @@ describe('re-runs', () => {
     assert.ok(items.every((r) => r.status === 'already-there' && r.bytesSent === 0));
   });
 
-  test('a tree whose first file is new and the other 299 there: all confirmed, at most a window sent in vain', async (t) => {
+  test('a tree whose first file is new and the rest there: all confirmed, at most a window sent in vain', async (t) => {
     const dir = await tempDir(t);
     const [tree, out] = [join(dir, 'tree'), join(dir, 'out')];
     await mkdir(tree);
     await mkdir(join(out, 'tree'), { recursive: true });
-    for (let i = 0; i < 300; i++) {
-      const name = `f${String(i).padStart(3, '0')}`;
+    // More files than a window, so that some can only be offered after the first answer.
+    const window = maxOpenItems(MAX_VERSION);
+    const files = window + 300;
+    for (let i = 0; i < files; i++) {
+      const name = `f${String(i).padStart(4, '0')}`;
       await writeFile(join(tree, name), `small file ${i}`);
       if (i > 0) await writeFile(join(out, 'tree', name), `small file ${i}`);
     }
@@ -128,14 +132,14 @@ describe('re-runs', () => {
     const items = itemRecords(sent.stdout);
     assert.deepEqual(
       items.filter((r) => r.status === 'confirmed').map((r) => r.name),
-      ['tree/f000'],
+      ['tree/f0000'],
     );
     const there = items.filter((r) => r.status === 'already-there');
-    assert.equal(there.length, 299);
-    // f000 was new, so the files after it went with their OFFERs, a window (256 open items) at
-    // once, until the first of them was answered as held: those offered later asked first.
+    assert.equal(there.length, files - 1);
+    // f0000 was new, so the files after it went with their OFFERs, a window at once, until the
+    // first of them was answered as held: those offered later asked first.
     const resent = there.filter((r) => r.bytesSent === r.bytes).length;
-    assert.ok(resent > 0 && resent <= 256, `${resent} sent in vain`);
-    assert.equal(there.filter((r) => r.bytesSent === 0).length, 299 - resent);
+    assert.ok(resent > 0 && resent <= window, `${resent} sent in vain`);
+    assert.equal(there.filter((r) => r.bytesSent === 0).length, files - 1 - resent);
   });
 });

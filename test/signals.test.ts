@@ -4,13 +4,14 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { MAX_VERSION, maxOpenItems } from '../src/protocol/constants.js';
 import { ackship, records, startReceiver, tempDir } from './support/cli.js';
 import { writeRandom } from './support/files.js';
 import { FaultProxy } from './support/proxy.js';
 import { offerFrame, rawSender } from './support/raw-sender.js';
 
-// More than one connection's window (256 from v5): some items are still waiting when the signal comes.
-const FILES = 300;
+// More than one connection's window: some items are still waiting when the signal comes.
+const FILES = maxOpenItems(MAX_VERSION) + 100;
 
 describe('signals', () => {
   for (const [signal, code] of [

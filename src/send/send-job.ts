@@ -86,12 +86,12 @@ export function runLanes(options: SendJobOptions): Sender[] {
   return Array.from({ length: options.connections }, () => new Sender({ ...options, session }));
 }
 
-/** Delivers `sources` over `lanes` (runLanes(options) unless given), and closes them. */
+/** Delivers `sources` over `lanes` (made by runLanes(options)), and closes them. */
 export async function sendJob(
   sources: Source[],
   options: SendJobOptions,
   reporter: JobReporter,
-  lanes = runLanes(options),
+  lanes: Sender[],
 ): Promise<{ outcomes: ItemOutcome[]; summary: JobSummary }> {
   const started = performance.now();
   const keyOf = (source: Source) => source.identity && JSON.stringify([source.identity, source.name]);

@@ -66,17 +66,23 @@ await build({
   plugins: [sharingOclif('./')],
 });
 
-// The code cache: made by the node that builds, used by the same node (V8 rejects it otherwise).
+// The code caches: made by the node that builds, used by the same node (V8 rejects them
+// otherwise). oclif's after a run of --version, so that the functions a start runs are in it;
+// each command's once its bundle has loaded.
 const made = spawnSync(
   process.execPath,
   [
     '-e',
     `const { writeFileSync } = require('node:fs');
-     const { loadOclif, CODE_CACHE } = require('./bin/oclif-loader.cjs');
+     const { loadOclif, preloadCommand, commandBundle, codeCacheOf, BUNDLE } = require('./bin/oclif-loader.cjs');
      const { oclif, script } = loadOclif();
+     for (const id of ${JSON.stringify(commands.map((f) => f.slice(0, -3)))}) {
+       const { script: loaded } = preloadCommand([id]);
+       writeFileSync(codeCacheOf(commandBundle(id)), loaded.createCachedData());
+     }
      oclif.execute({ dir: process.cwd(), args: ['--version'] })
-       .then(() => writeFileSync(CODE_CACHE, script.createCachedData()));`,
+       .then(() => writeFileSync(codeCacheOf(BUNDLE), script.createCachedData()));`,
   ],
   { stdio: ['ignore', 'ignore', 'inherit'] },
 );
-if (made.status !== 0) throw new Error(`making the code cache failed (${made.status})`);
+if (made.status !== 0) throw new Error(`making the code caches failed (${made.status})`);

@@ -20,14 +20,34 @@ test('a command starts from the bundle: no module is loaded from node_modules', 
   }
 });
 
-test('the bundled oclif loads with the code cache that the build made', async () => {
-  // As bin/run.cjs loads it: node without flags. A cache V8 rejects is no error, only slower.
+test('the bundled oclif and each command load with the code caches that the build made', async () => {
+  // As bin/run.cjs loads them: node without flags. A cache V8 rejects is no error, only slower.
   const { stdout } = await promisify(execFile)(process.execPath, [
     '-e',
-    `const { script } = require(${JSON.stringify(LOADER)}).loadOclif();
-     console.log(script.cachedDataRejected);`,
+    `const { loadOclif, preloadCommand } = require(${JSON.stringify(LOADER)});
+     const shown = { oclif: loadOclif().script.cachedDataRejected };
+     for (const id of ['help', 'recv', 'send', 'stress']) shown[id] = preloadCommand([id]).script.cachedDataRejected;
+     console.log(JSON.stringify(shown));`,
   ]);
-  assert.equal(stdout.trim(), 'false');
+  assert.deepEqual(JSON.parse(stdout), {
+    oclif: false,
+    help: false,
+    recv: false,
+    send: false,
+    stress: false,
+  });
+});
+
+test('the command a run names is the one oclif runs, loaded once, ahead of it', async (t) => {
+  // oclif requires the bundle that bin/run.cjs loaded (with its cache), not a second copy.
+  const shown = await run(t, ['send', '--help'], { env: { NODE_DEBUG: 'module' } });
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.doesNotMatch(
+    shown.stderr,
+    /load "[^"]*\/dist\/cli\/commands\/send\.cjs"/,
+    'not compiled by require',
+  );
+  assert.match(shown.stdout, /^Send files or stdin/m);
 });
 
 test('the receiver runs 16 threads for blocking calls, unless UV_THREADPOOL_SIZE says otherwise', async (t) => {

@@ -34,6 +34,7 @@ import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
 import { messageFieldsProblem, messageId } from './message-fields.js';
 import { checkName } from './names.js';
+import { OpenEagerBytes } from './open-eager-bytes.js';
 import { type Payload, payloadHash, payloadLength } from './payload.js';
 
 export interface ReceiverLimits {
@@ -121,16 +122,12 @@ type Item =
  */
 class OpenItems extends Map<number, Item> {
   readonly #ids = new Set<string>();
-  readonly #eagerSizes = new Map<number, number>();
-  #eagerBytes = 0;
+  readonly eager = new OpenEagerBytes();
 
   override set(slot: number, item: Item): this {
     const before = this.get(slot);
     if (before !== undefined) this.#ids.delete(before.offer.id.toString('latin1'));
-    else if (item.phase === 'eager') {
-      this.#eagerSizes.set(slot, item.offer.size);
-      this.#eagerBytes += item.offer.size;
-    }
+    else if (item.phase === 'eager') this.eager.add(slot, item.offer.size);
     this.#ids.add(item.offer.id.toString('latin1'));
     return super.set(slot, item);
   }
@@ -138,21 +135,14 @@ class OpenItems extends Map<number, Item> {
   override delete(slot: number): boolean {
     const item = this.get(slot);
     if (item !== undefined) this.#ids.delete(item.offer.id.toString('latin1'));
-    this.#eagerBytes -= this.#eagerSizes.get(slot) ?? 0;
-    this.#eagerSizes.delete(slot);
+    this.eager.remove(slot);
     return super.delete(slot);
   }
 
   override clear(): void {
     this.#ids.clear();
-    this.#eagerSizes.clear();
-    this.#eagerBytes = 0;
+    this.eager.clear();
     super.clear();
-  }
-
-  /** The declared sizes of the open eager items, from their OFFER until their answer. */
-  get eagerBytes(): number {
-    return this.#eagerBytes;
   }
 
   hasId(id: Buffer): boolean {
@@ -445,7 +435,7 @@ export class ReceiverMachine {
     if (frame.eager && (this.#version ?? 1) < 6) {
       return this.#violation('eager OFFERs need protocol version 6', ErrorCode.Unexpected);
     }
-    if (frame.eager && this.#items.eagerBytes + frame.size > MAX_EAGER_OPEN_BYTES) {
+    if (frame.eager && !this.#items.eager.fits(frame.size)) {
       return this.#violation(
         `eager items of more than ${MAX_EAGER_OPEN_BYTES} bytes open at once`,
         ErrorCode.Unexpected,

@@ -6,9 +6,10 @@
 import { AuthError, HandshakeError, PeerError, ProtocolError, TransientError } from '../errors.js';
 import { SecretProof } from './auth.js';
 import type { Frame, Hello } from './codec.js';
-import { ErrorCode, Kind, MAX_EAGER_OPEN_BYTES, maxOpenItems, Role } from './constants.js';
+import { ErrorCode, Kind, maxOpenItems, Role } from './constants.js';
 import type { Incoming } from './frame-parser.js';
 import { negotiate, ourHello } from './handshake.js';
+import { OpenEagerBytes } from './open-eager-bytes.js';
 
 /** The peer took the connection and sent no hello in time: retried, unless it never did (sender.ts). */
 export class NoHelloError extends TransientError {}
@@ -55,9 +56,7 @@ export class SenderConnection {
   #lastActivity: number;
   readonly #openSlots = new Set<number>();
   readonly #freeSlots: number[] = [];
-  /** §6.3: the declared sizes of the eager items open, by slot, and their sum. */
-  readonly #eagerSizes = new Map<number, number>();
-  #eagerBytes = 0;
+  readonly #eager = new OpenEagerBytes();
 
   constructor(options: SenderConnectionOptions, now: number) {
     this.#options = options;
@@ -180,10 +179,8 @@ export class SenderConnection {
    * released, while the connection's open eager items leave room for `size` more bytes.
    */
   reserveEager(slot: number, size: number): boolean {
-    if (!this.#openSlots.has(slot) || this.#eagerSizes.has(slot)) return false;
-    if (this.#eagerBytes + size > MAX_EAGER_OPEN_BYTES) return false;
-    this.#eagerSizes.set(slot, size);
-    this.#eagerBytes += size;
+    if (!this.#openSlots.has(slot) || this.#eager.has(slot) || !this.#eager.fits(size)) return false;
+    this.#eager.add(slot, size);
     return true;
   }
 
@@ -191,8 +188,7 @@ export class SenderConnection {
   releaseSlot(slot: number): void {
     if (!this.#openSlots.delete(slot)) return;
     this.#freeSlots.push(slot);
-    this.#eagerBytes -= this.#eagerSizes.get(slot) ?? 0;
-    this.#eagerSizes.delete(slot);
+    this.#eager.remove(slot);
   }
 
   #greeted(theirs: Hello): SenderConnectionAction[] {

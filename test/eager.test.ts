@@ -7,14 +7,14 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { loadHasher, xxh64 } from '../src/hash.js';
 import { encodeFrame, encodeHello, type OfferFrame } from '../src/protocol/codec.js';
 import { Kind, MAX_EAGER_OPEN_BYTES, Role } from '../src/protocol/constants.js';
 import { FrameParser } from '../src/protocol/frame-parser.js';
 import { itemRecords, run, startReceiver, tempDir } from './support/cli.js';
 import { FaultProxy } from './support/proxy.js';
 
-/** xxHash64 of no bytes: the prefix hash of an ACCEPT at offset 0. */
-const EMPTY_HASH = 0xef46db3751d8e999n;
+await loadHasher();
 
 /** The kinds of the frames the receiver sent, by kind, read from what the proxy returned. */
 function replyKinds(proxy: FaultProxy): () => Map<number, number> {
@@ -79,7 +79,7 @@ test('to a receiver that answers nothing, 400 files of 64 KiB: 256 go eagerly (1
             kind: Kind.Accept,
             slot: message.slot,
             offset: 0,
-            prefixHash: EMPTY_HASH,
+            prefixHash: xxh64(Buffer.alloc(0)),
           } as const;
           for (const part of encodeFrame(accept)) socket.write(part);
         }
@@ -88,12 +88,17 @@ test('to a receiver that answers nothing, 400 files of 64 KiB: 256 go eagerly (1
     });
   }).listen(0, '127.0.0.1');
   await once(server, 'listening');
-  t.after(() => server.close());
+  t.after(() => {
+    server.close();
+    for (const socket of sockets) socket.destroy();
+  });
   const port = (server.address() as AddressInfo).port;
   const sent = run(t, ['send', `127.0.0.1:${port}`, `${tree}/`, '-r', '--retries', '0'], {
     env: { ACKSHIP_STATE_DIR: join(dir, 'state') },
   });
-  await offered;
+  // A sender that gave up first (it hears nothing more) fails the count below instead of a hang.
+  await Promise.race([offered, sent]);
+  assert.equal(offers.length, 401, 'the probe and 400 more offered');
   for (const socket of sockets) socket.destroy();
   const eager = offers.filter((o) => o.eager);
   assert.equal(eager.length, 256);

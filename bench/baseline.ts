@@ -5,10 +5,23 @@
 //   baseline.js naive-send PORT DIR       one connect/write/close per file in DIR, 64 at a time
 //   baseline.js stream-recv               accept one connection, copy it to stdout; prints the port on stderr
 //   baseline.js stream-send PORT          copy stdin into a TCP connection, wait for the receiver to close
-import { closeSync, createReadStream, fsyncSync, openSync, writeSync } from 'node:fs';
+//   baseline.js durable-floor SRC OUT     copy SRC's tree to OUT durably, in this one process
+import {
+  closeSync,
+  createReadStream,
+  fsync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 const [mode, a = '', b = ''] = process.argv.slice(2);
 
@@ -75,7 +88,52 @@ if (mode === 'pipe-recv') {
 } else if (mode === 'stream-send') {
   const socket = connect({ host: '127.0.0.1', port: Number(a) }, () => process.stdin.pipe(socket));
   socket.resume();
+} else if (mode === 'durable-floor') {
+  await durableFloor(a, b);
 } else {
-  console.error('usage: baseline.js pipe-recv|pipe-send|naive-recv|naive-send|stream-recv|stream-send ...');
+  console.error(
+    'usage: baseline.js pipe-recv|pipe-send|naive-recv|naive-send|stream-recv|stream-send|durable-floor ...',
+  );
   process.exit(64);
+}
+
+/**
+ * The least a receiver that confirms each small file durably does for it, with no network, no
+ * protocol and no checksum: read it, write it to a new part file, fsync that (64 at a time, in
+ * the thread pool), link it under its name, unlink the part; then fsync every directory once.
+ * Calls that touch only memory run on this thread, as ackship's do (src/fd-file.ts). What
+ * this costs is the floor under any design that fsyncs every file from Node on this machine.
+ */
+async function durableFloor(source: string, out: string): Promise<void> {
+  const parts = join(out, '.parts');
+  const dirs = [out, parts];
+  mkdirSync(parts, { recursive: true });
+  const files: string[] = [];
+  for (const entry of readdirSync(source, { recursive: true, withFileTypes: true })) {
+    const name = relative(source, join(entry.parentPath, entry.name));
+    if (entry.isDirectory()) {
+      mkdirSync(join(out, name));
+      dirs.push(join(out, name));
+    } else files.push(name);
+  }
+  let next = 0;
+  const one = async (): Promise<void> => {
+    while (next < files.length) {
+      const n = next++;
+      const name = files[n] as string;
+      const part = join(parts, String(n));
+      const fd = openSync(part, 'wx', 0o600);
+      writeSync(fd, readFileSync(join(source, name)));
+      await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+      closeSync(fd);
+      linkSync(part, join(out, name));
+      unlinkSync(part);
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, one));
+  for (const dir of dirs) {
+    const fd = openSync(dir, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+  }
 }

@@ -114,6 +114,18 @@ async function rotated(contenders: Record<string, () => Promise<number>>): Promi
   return Object.fromEntries(names.map((n) => [n, median(values[n] as number[])]));
 }
 
+/**
+ * The least any receiver that fsyncs each file does, from Node, on this machine: no network, no
+ * protocol, one process. ackship against it is how much of a small file's cost is ackship's own.
+ */
+const DURABLE_FLOOR =
+  'read, write a new part, fsync (64 at a time), link under its name, unlink the part; one process, no network (bench/baseline.ts)';
+
+/** Seconds the durable floor takes to copy `source` into a fresh output directory. */
+async function durableFloor(work: string, source: string): Promise<number> {
+  return timed([BASELINE, 'durable-floor', source, outputDir(work)]);
+}
+
 let outputs = 0;
 /**
  * A fresh output directory. Outputs are removed only at the end: deleting 20,000 files makes
@@ -269,6 +281,7 @@ try {
         return ITEMS / seconds;
       },
       ...(rsync && { 'rsync --fsync': async () => ITEMS / (await rsyncRun(`${items}/`, ['--fsync'])) }),
+      'durable floor': async () => ITEMS / (await durableFloor(work, items)),
     };
     rows.push(
       row(
@@ -284,6 +297,7 @@ try {
           naive:
             'connect, write, close per file, 64 at a time; no fsync, nothing confirmed (bench/baseline.ts)',
           'rsync --fsync': rsyncCommand(`${items}/`, ['--fsync']),
+          'durable floor': DURABLE_FLOOR,
         },
       ),
     );
@@ -299,6 +313,7 @@ try {
         return seconds;
       },
       ...(rsync && { rsync: () => rsyncRun(`${tree}/`, []) }),
+      'durable floor': () => durableFloor(work, tree),
       ...(tools.socat && {
         'tar | socat | tar': async () => {
           const out = outputDir(work);
@@ -327,6 +342,7 @@ try {
           ackship: `ackship send 127.0.0.1:PORT ${tree}/ -r`,
           rsync: rsyncCommand(`${tree}/`, []),
           'tar | socat | tar': `tar c -C ${tree} . | socat -u - TCP:127.0.0.1:PORT  →  socat -u TCP-LISTEN:PORT - | tar x -C OUT`,
+          'durable floor': DURABLE_FLOOR,
         },
         'rsync and tar do not fsync here; ackship does, every file and directory, before it confirms',
       ),

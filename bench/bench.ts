@@ -119,11 +119,14 @@ async function rotated(contenders: Record<string, () => Promise<number>>): Promi
  * protocol, one process. ackship against it is how much of a small file's cost is ackship's own.
  */
 const DURABLE_FLOOR =
-  'read, write a new part, fsync (64 at a time), link under its name, unlink the part; one process, no network (bench/baseline.ts)';
+  'read, write a new part, fsync (64 at a time, 16 threads), link under its name, unlink the part; one process, no network (bench/baseline.ts)';
 
-/** Seconds the durable floor takes to copy `source` into a fresh output directory. */
+/**
+ * Seconds the durable floor takes to copy `source` into a fresh output directory, with as many
+ * fsyncs at once as ackship's receiver (bin/run.cjs sizes its thread pool at 16).
+ */
 async function durableFloor(work: string, source: string): Promise<number> {
-  return timed([BASELINE, 'durable-floor', source, outputDir(work)]);
+  return timed([BASELINE, 'durable-floor', source, outputDir(work)], { env: { UV_THREADPOOL_SIZE: '16' } });
 }
 
 let outputs = 0;

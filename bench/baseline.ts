@@ -100,9 +100,10 @@ if (mode === 'pipe-recv') {
 /**
  * The least a receiver that confirms each small file durably does for it, with no network, no
  * protocol and no checksum: read it, write it to a new part file, fsync that (64 at a time, in
- * the thread pool, which the bench sizes as ackship's), link it under its name, unlink the part; then fsync every directory once.
- * Calls that touch only memory run on this thread, as ackship's do (src/fd-file.ts). What
- * this costs is the floor under any design that fsyncs every file from Node on this machine.
+ * the thread pool, which the bench sizes as ackship's), link it under its name, unlink the
+ * part; then fsync every directory once. Calls that touch only memory run on this thread, as
+ * ackship's do (src/fd-file.ts). What this costs is the floor under any design that fsyncs
+ * every file from Node on this machine.
  */
 async function durableFloor(source: string, out: string): Promise<void> {
   const parts = join(out, '.parts');

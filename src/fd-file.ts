@@ -21,6 +21,7 @@ import {
   writev,
   writevSync,
 } from 'node:fs';
+import { fileJobs } from './file-jobs.js';
 
 /** The most a read or write on the event loop's thread may carry (readNow, writeNow). */
 export const NOW_MAX = 64 * 1024;
@@ -129,6 +130,19 @@ export class FdFile {
   setAttributes(mode: number | undefined, mtimeMs: number | undefined): void {
     if (mode !== undefined) fchmodSync(this.#open, mode & 0o777);
     if (mtimeMs !== undefined) futimesSync(this.#open, new Date(), new Date(mtimeMs));
+  }
+
+  /**
+   * A small received file's last calls, off this thread (file-jobs.ts): `data` written at its
+   * position, setAttributes(mode, mtimeMs), then fsync. Fails with the first call's error, as
+   * node:fs reports it (a failed write has `syscall` 'write').
+   */
+  finish(
+    data: { parts: readonly Buffer[]; position: number },
+    mode: number | undefined,
+    mtimeMs: number | undefined,
+  ): Promise<void> {
+    return fileJobs.run({ fd: this.#open, data, mode, mtimeMs });
   }
 
   /** Closes the descriptor; later calls fail, a second close does nothing. */

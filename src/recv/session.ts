@@ -6,22 +6,19 @@ import { type AckshipError, ProtocolError, ShuttingDownError, TransientError } f
 import { encodeFrame, encodeHello, type Frame } from '../protocol/codec.js';
 import { ErrorCode, isRetryableReject, Kind, WORKING_INTERVAL_MS } from '../protocol/constants.js';
 import { FrameParser } from '../protocol/frame-parser.js';
-import type { Payload } from '../protocol/payload.js';
 import {
-  type CommitOutcome,
   type ReceiverAction,
   type ReceiverLimits,
   ReceiverMachine,
   type ValidOffer,
 } from '../protocol/receiver-machine.js';
 import {
-  errorMessage,
   type ItemSink,
   type ItemWriter,
   ioRejectCode,
   RefusingWriter,
+  writeAndCommit,
 } from '../store/item-writer.js';
-import { PlacementRefused } from '../store/placement.js';
 
 export interface ItemReport {
   peer: string;
@@ -398,28 +395,4 @@ export class Session {
     this.#writers.clear();
     await Promise.all(writers.map((w) => w.abandon()));
   }
-}
-
-/**
- * v6 (§6.3): an eager item's one DATA, then its commit. All of its data is in, so a write that
- * fails refuses the item alone (the session goes on), freeing the partial when for good.
- */
-async function writeAndCommit(
-  writer: ItemWriter,
-  write: { payload: Payload; truncate: boolean },
-  hash: bigint,
-): Promise<CommitOutcome> {
-  try {
-    await writer.write(0, write.payload, write.truncate);
-  } catch (err) {
-    const code = ioRejectCode(err);
-    await writer.abandon(!isRetryableReject(code));
-    // A refusal of the name (other bytes under it) is no failure to write: it says so as it is.
-    const reason =
-      err instanceof PlacementRefused
-        ? err.message
-        : `receiver could not write the item: ${errorMessage(err)}`;
-    return { type: 'reject', code, reason };
-  }
-  return writer.commit(hash);
 }

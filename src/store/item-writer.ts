@@ -1,7 +1,7 @@
 // What takes an accepted item's data on the receiver, and the small pieces every kind shares.
 
 import { hashHex } from '../hash.js';
-import { RejectCode } from '../protocol/constants.js';
+import { isRetryableReject, RejectCode } from '../protocol/constants.js';
 import type { Payload } from '../protocol/payload.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import type { ConfirmedRecord } from './journal.js';
@@ -18,6 +18,11 @@ export interface ItemWriter {
   write(offset: number, payload: Payload, truncate: boolean): Promise<void>;
   /** §7: verify, make durable, journal, place; only a 'confirmed' outcome may be confirmed. */
   commit(expected: bigint): Promise<CommitOutcome>;
+  /**
+   * v6 (§6.3): an eager item's one DATA, then its commit, where the writer does both as one
+   * (a part file: in one job off the event loop's thread). Without it, writeAndCommit() below.
+   */
+  writeAndCommit?(payload: Payload, truncate: boolean, expected: bigint): Promise<CommitOutcome>;
   /** The connection is gone: keep what is durable for a resume, unless told to `discard` it. */
   abandon(discard?: boolean): Promise<void>;
 }
@@ -71,4 +76,29 @@ export function errorMessage(err: unknown): string {
 
 export function journalRecord(offer: ValidOffer, size: number, hash: bigint): ConfirmedRecord {
   return { id: offer.id.toString('hex'), size, hash: hashHex(hash), name: offer.name };
+}
+
+/**
+ * v6 (§6.3): an eager item's one DATA, then its commit. All of its data is in, so a write that
+ * fails refuses the item alone (the session goes on), freeing the partial when for good.
+ */
+export async function writeAndCommit(
+  writer: ItemWriter,
+  write: { payload: Payload; truncate: boolean },
+  hash: bigint,
+): Promise<CommitOutcome> {
+  if (writer.writeAndCommit !== undefined) return writer.writeAndCommit(write.payload, write.truncate, hash);
+  try {
+    await writer.write(0, write.payload, write.truncate);
+  } catch (err) {
+    const code = ioRejectCode(err);
+    await writer.abandon(!isRetryableReject(code));
+    // A refusal of the name (other bytes under it) is no failure to write: it says so as it is.
+    const reason =
+      err instanceof PlacementRefused
+        ? err.message
+        : `receiver could not write the item: ${errorMessage(err)}`;
+    return { type: 'reject', code, reason };
+  }
+  return writer.commit(hash);
 }

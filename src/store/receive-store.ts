@@ -22,6 +22,7 @@ import {
   journalRecord,
   type OpenResult,
   RefusingWriter,
+  writeAndCommit,
 } from './item-writer.js';
 import { ConfirmedJournal, type ConfirmedRecord } from './journal.js';
 import { type PartContext, PartWriter, syncedRecordPath } from './part-writer.js';
@@ -217,6 +218,16 @@ class ClaimedWriter implements ItemWriter {
     this.#claim.setHolder(undefined);
     try {
       return await this.#inner.commit(expected);
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** As commit(): the claim's holder goes before the one DATA is written. */
+  async writeAndCommit(payload: Payload, truncate: boolean, expected: bigint): Promise<CommitOutcome> {
+    this.#claim.setHolder(undefined);
+    try {
+      return await writeAndCommit(this.#inner, { payload, truncate }, expected);
     } finally {
       this.#release();
     }

@@ -40,6 +40,13 @@ const USAGE = fileURLToPath(new URL('usage.js', import.meta.url));
 /** The node flags of bin/run.cjs's first line (`#!/usr/bin/env -S node FLAGS`): ackship runs as a shell runs it. */
 const NODE_FLAGS = /^#!\S+ -S node(.*)$/m.exec(readFileSync(BIN, 'utf8'))?.[1]?.trim().split(/\s+/) ?? [];
 
+/**
+ * The pool size bin/run.cjs sets, given from outside: under bench/usage.js, an ES module, node's
+ * loader starts the pool at its default 4 threads before run.cjs could size it (11 threads in
+ * /proc/self/task against 23).
+ */
+const ACKSHIP_ENV = { UV_THREADPOOL_SIZE: '16' };
+
 /** Node's arguments for `ackship ARGS`; with `usageFile`, what it cost is written there at exit. */
 function ackship(args: string[], usageFile?: string): string[] {
   return [...NODE_FLAGS, ...(usageFile ? [USAGE, usageFile] : []), BIN, ...args];
@@ -177,7 +184,7 @@ async function startReceiver(
   usageFile?: string,
 ): Promise<{ port: number; stop: () => Promise<void> }> {
   const args = ['recv', '--listen', '127.0.0.1:0', '--out', out, '--quiet'];
-  const receiver = start(ackship(args, usageFile));
+  const receiver = start(ackship(args, usageFile), { env: ACKSHIP_ENV });
   const port = Number(await waitForLine(receiver.child, 'stderr', /listening on 127\.0\.0\.1:(\d+)/));
   receiver.child.stderr?.resume();
   return {
@@ -192,7 +199,7 @@ async function startReceiver(
 function ackshipSend(work: string, port: number, args: string[], usageFile?: string): Promise<number> {
   const sendArgs = ['send', `127.0.0.1:${port}`, ...args, '--quiet'];
   return timed(ackship(sendArgs, usageFile), {
-    env: { ACKSHIP_STATE_DIR: join(work, 'state') },
+    env: { ...ACKSHIP_ENV, ACKSHIP_STATE_DIR: join(work, 'state') },
   });
 }
 
@@ -267,11 +274,17 @@ try {
 
   // --- Small files, durable and confirmed, against rsync --fsync and the unconfirmed naive baseline.
   {
+    // The bound on RSS holds for any file size: 1 KiB files too, many of them.
+    const manyRss = { sender: 0, receiver: 0 };
+    const [sendUsage, recvUsage] = [join(work, 'many-send.json'), join(work, 'many-recv.json')];
     const contenders: Record<string, () => Promise<number>> = {
       ackship: async () => {
-        const receiver = await startReceiver(outputDir(work));
-        const seconds = await ackshipSend(work, receiver.port, [`${items}/`, '-r']);
+        const receiver = await startReceiver(outputDir(work), recvUsage);
+        const seconds = await ackshipSend(work, receiver.port, [`${items}/`, '-r'], sendUsage);
         await receiver.stop();
+        const [s, r] = [await readUsage(sendUsage), await readUsage(recvUsage)];
+        manyRss.sender = Math.max(manyRss.sender, s.rssKiB / 1024);
+        manyRss.receiver = Math.max(manyRss.receiver, r.rssKiB / 1024);
         return ITEMS / seconds;
       },
       naive: async () => {
@@ -304,6 +317,17 @@ try {
         },
       ),
     );
+    for (const side of ['sender', 'receiver'] as const) {
+      rows.push(
+        row(
+          `  peak RSS of the ${side}, ${ITEMS} × 1 KiB files`,
+          'MiB',
+          { ackship: manyRss[side], bound: RSS_BOUND_MIB },
+          [{ against: 'bound', goal: 1 }],
+          { ackship: 'process.resourceUsage().maxRSS (bench/usage.ts), the most of its runs' },
+        ),
+      );
+    }
   }
 
   // --- A tree of small files: durable ackship against rsync without --fsync (the moonshot).

@@ -81,18 +81,22 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
+/** The worker, and the jobs sent to it that it has not answered. */
+interface Running {
+  worker: Worker;
+  sent: Map<number, Waiting>;
+}
+
 class FileJobs {
-  #worker: Worker | undefined;
+  #running: Running | undefined;
   #nextId = 0;
-  readonly #waiting = new Map<number, Waiting>();
-  #queued: Array<{ job: FinishJob; id: number }> = [];
+  #queued: Array<{ job: FinishJob; id: number; waiting: Waiting }> = [];
 
   run(job: FinishJob): Promise<void> {
     const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject });
       if (this.#queued.length === 0) setImmediate(() => this.#flush());
-      this.#queued.push({ job, id });
+      this.#queued.push({ job, id, waiting: { resolve, reject } });
     });
   }
 
@@ -114,35 +118,45 @@ class FileJobs {
       const { fd, mode, mtimeMs } = job;
       return { id, fd, at: start, length: at - start, position: job.data.position, mode, mtimeMs };
     });
-    const worker = this.#started();
-    worker.ref();
-    worker.postMessage({ jobs, data }, [data]);
+    let running: Running;
+    try {
+      running = this.#started();
+      running.worker.postMessage({ jobs, data }, [data]);
+    } catch (err) {
+      // No thread could start: these jobs fail, as a failed fsync would, and leave no write behind.
+      for (const { waiting } of queued) waiting.reject(err);
+      return;
+    }
+    for (const { id, waiting } of queued) running.sent.set(id, waiting);
+    running.worker.ref();
   }
 
-  #started(): Worker {
-    if (this.#worker !== undefined) return this.#worker;
+  #started(): Running {
+    if (this.#running !== undefined) return this.#running;
     const worker = new Worker(`(${workerMain.toString()})()`, { eval: true });
+    const running: Running = { worker, sent: new Map() };
+    const { sent } = running;
     worker.on('message', (outcomes: WireOutcome[]) => {
       for (const { id, error } of outcomes) {
-        const waiting = this.#waiting.get(id);
-        this.#waiting.delete(id);
+        const waiting = sent.get(id);
+        sent.delete(id);
         if (error === undefined) waiting?.resolve();
         else waiting?.reject(rebuilt(error));
       }
       // An idle worker does not keep the process alive.
-      if (this.#waiting.size === 0) worker.unref();
+      if (sent.size === 0) worker.unref();
     });
+    // Only the jobs this worker held fail with it: its thread is gone, so none of them writes
+    // later into a descriptor its owner has closed meanwhile. The next job starts another.
     const lost = (err: Error) => {
-      if (this.#worker === worker) this.#worker = undefined;
-      for (const [id, waiting] of this.#waiting) {
-        this.#waiting.delete(id);
-        waiting.reject(err);
-      }
+      if (this.#running === running) this.#running = undefined;
+      for (const waiting of sent.values()) waiting.reject(err);
+      sent.clear();
     };
     worker.on('error', lost);
     worker.on('exit', (code) => lost(new Error(`the file worker stopped (exit code ${code})`)));
-    this.#worker = worker;
-    return worker;
+    this.#running = running;
+    return running;
   }
 }
 

@@ -91,14 +91,17 @@ export async function writeAndCommit(
   try {
     await writer.write(0, write.payload, write.truncate);
   } catch (err) {
-    const code = ioRejectCode(err);
-    await writer.abandon(!isRetryableReject(code));
-    // A refusal of the name (other bytes under it) is no failure to write: it says so as it is.
-    const reason =
-      err instanceof PlacementRefused
-        ? err.message
-        : `receiver could not write the item: ${errorMessage(err)}`;
-    return { type: 'reject', code, reason };
+    return writeRefused(writer, err);
   }
   return writer.commit(hash);
+}
+
+/** An item whose write failed: refused, and for good (its partial freed) when no retry can help. */
+export async function writeRefused(writer: ItemWriter, err: unknown): Promise<CommitOutcome> {
+  const code = ioRejectCode(err);
+  await writer.abandon(!isRetryableReject(code));
+  // A refusal of the name (other bytes under it) is no failure to write: it says so as it is.
+  const reason =
+    err instanceof PlacementRefused ? err.message : `receiver could not write the item: ${errorMessage(err)}`;
+  return { type: 'reject', code, reason };
 }

@@ -11,12 +11,12 @@ import { constants } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { FdFile, NOW_MAX } from '../fd-file.js';
 import { createHasher, type Hasher, hashFilePrefix, hashHex } from '../hash.js';
-import { isRetryableReject, RejectCode } from '../protocol/constants.js';
+import { RejectCode } from '../protocol/constants.js';
 import { type Payload, payloadLength, payloadParts } from '../protocol/payload.js';
 import type { CommitOutcome, OfferDecision, ValidOffer } from '../protocol/receiver-machine.js';
 import type { FilePermits, FileUser } from './file-permits.js';
 import type { FreeSpace } from './free-space.js';
-import { errorMessage, type ItemWriter, ioRejectCode, journalRecord } from './item-writer.js';
+import { errorMessage, type ItemWriter, journalRecord, writeRefused } from './item-writer.js';
 import type { ConfirmedJournal } from './journal.js';
 import { type Placement, PlacementRefused } from './placement.js';
 
@@ -332,7 +332,7 @@ export class PartWriter implements ItemWriter, FileUser {
     } catch (err) {
       // A last write can fail after the last DATA was taken (a full disk): refused for good,
       // its partial is deleted here too.
-      return this.#writeFailed(err);
+      return writeRefused(this, err);
     }
     return this.#finish(expected, undefined);
   }
@@ -346,17 +346,10 @@ export class PartWriter implements ItemWriter, FileUser {
     try {
       if (truncate) await this.#startOver();
     } catch (err) {
-      return this.#writeFailed(err);
+      return writeRefused(this, err);
     }
     const { parts } = this.#take(0, payload);
     return this.#finish(expected, { parts, position: 0 });
-  }
-
-  /** A write failed: refused, and for good (its partial deleted) when retrying cannot help. */
-  async #writeFailed(err: unknown): Promise<CommitOutcome> {
-    const code = ioRejectCode(err);
-    await this.abandon(!isRetryableReject(code));
-    return { type: 'reject', code, reason: `receiver could not write the item: ${errorMessage(err)}` };
   }
 
   /** Verifies what was taken, writes `data` if given, and makes the item durable and placed. */
@@ -385,7 +378,7 @@ export class PartWriter implements ItemWriter, FileUser {
       });
     } catch (err) {
       // The write itself failed (a full disk): as any write would.
-      if ((err as NodeJS.ErrnoException).syscall === 'write') return this.#writeFailed(err);
+      if ((err as NodeJS.ErrnoException).syscall === 'write') return writeRefused(this, err);
       return this.#notStored(err);
     }
     try {

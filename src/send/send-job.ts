@@ -94,9 +94,13 @@ export async function sendJob(
   lanes: Sender[],
 ): Promise<{ outcomes: ItemOutcome[]; summary: JobSummary }> {
   const started = performance.now();
-  const keyOf = (source: Source) => source.identity && JSON.stringify([source.identity, source.name]);
-  const keys = sources.map(keyOf).filter((key): key is string => key !== undefined);
-  const ids = await TransferIds.assign(options.stateDir, keys, options.dryRun === true);
+  // One key string per source, made once: the ids' map and their settled set then share it.
+  const keys = sources.map((s) => s.identity && JSON.stringify([s.identity, s.name]));
+  const ids = await TransferIds.assign(
+    options.stateDir,
+    keys.filter((key): key is string => key !== undefined),
+    options.dryRun === true,
+  );
   const outcomes: ItemOutcome[] = [];
   let retries = 0;
   let next = 0;
@@ -111,8 +115,8 @@ export async function sendJob(
 
   async function work(lane: Sender): Promise<void> {
     while (!stopped && next < sources.length) {
+      const key = keys[next];
       const source = sources[next++] as Source;
-      const key = keyOf(source);
       const id = key ? ids.idFor(key) : randomBytes(TRANSFER_ID_LEN);
       const itemStarted = performance.now();
       let outcome: ItemOutcome;

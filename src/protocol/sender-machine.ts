@@ -80,7 +80,9 @@ export class SenderItem {
       throw new ProtocolError('an eager OFFER is for a file, with all of its bytes', ErrorCode.Internal);
     if (payload.length > MAX_EAGER_SIZE)
       throw new ProtocolError(`an eager OFFER carries at most ${MAX_EAGER_SIZE} bytes`, ErrorCode.Internal);
-    const offer: OfferFrame = { ...this.offer(), eager: true };
+    // Not `{ ...this.offer(), eager: true }`: on Node 20's V8 that gets a shape of its own each time.
+    const offer = this.offer();
+    offer.eager = true;
     this.#phase = 'sending';
     this.#eager = { held: false };
     const data: Frame[] =

@@ -22,8 +22,11 @@ const skip = hasCommand('strace', '-V')
   ? false
   : 'strace is not installed (.ci/run installs it where it can)';
 
-/** `ackship recv ARGS` under `strace STRACE_ARGS`; resolves its port once it listens. */
-async function tracedReceiver(t: TestContext, straceArgs: string[], args: string[]) {
+/**
+ * `ackship recv ARGS` under `strace STRACE_ARGS`, with one file-system thread unless `threads`
+ * says otherwise; resolves its port once it listens.
+ */
+async function tracedReceiver(t: TestContext, straceArgs: string[], args: string[], threads = 1) {
   const child = spawn(
     'strace',
     ['-f', ...straceArgs, process.execPath, BIN, 'recv', '--listen', '127.0.0.1:0', ...args],
@@ -31,7 +34,7 @@ async function tracedReceiver(t: TestContext, straceArgs: string[], args: string
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       // strace counts `when=N` per thread: with one file-system thread, "the first fsync" is one call.
-      env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+      env: { ...process.env, UV_THREADPOOL_SIZE: String(threads) },
     },
   );
   t.after(() => {
@@ -179,6 +182,37 @@ describe('system calls of a real receiver', { skip }, () => {
     // One each 32 MiB of the 100, each done before the commit's fsync began.
     assert.ok(early.length >= 3, `background flushes of the part: ${early.length}`);
     for (const call of early) assert.ok(call.returned >= 0 && call.returned < final.started);
+    assert.equal(await sha256File(join(out, 'large.bin')), await sha256File(src));
+  });
+
+  test("a part's writes are made one at a time, however many threads could make them", async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'out');
+    const traceFile = join(dir, 'trace.txt');
+    const receiver = await tracedReceiver(
+      t,
+      // Each write slowed down, so that more data comes while one is under way.
+      ['-y', '-e', 'trace=pwrite64,pwritev', '-e', 'inject=pwritev:delay_enter=100000', '-o', traceFile],
+      ['--out', out, '--once'],
+      16,
+    );
+    const src = join(dir, 'large.bin');
+    await writeRandom(src, 24 * MiB);
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, src], {
+      env: { ACKSHIP_STATE_DIR: join(dir, 's') },
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal((await receiver.exited).code, 0);
+    const writes = parseTrace(await readFile(traceFile, 'utf8')).filter((c) =>
+      /\/\.ackship\/parts\/[0-9a-f]{32}>/.test(c.args),
+    );
+    assert.ok(writes.length > 1, `writes of the part: ${writes.length}`);
+    // In the order they started, each returned before the next began.
+    for (const [i, write] of writes.entries()) {
+      const next = writes[i + 1];
+      if (next !== undefined)
+        assert.ok(write.returned >= 0 && write.returned < next.started, `write ${i} overlaps the next`);
+    }
     assert.equal(await sha256File(join(out, 'large.bin')), await sha256File(src));
   });
 

@@ -19,8 +19,9 @@ import type { FreeSpace } from './free-space.js';
 import { errorMessage, type ItemWriter, journalRecord, writeRefused } from './item-writer.js';
 import type { ConfirmedJournal } from './journal.js';
 import { type Placement, PlacementRefused } from './placement.js';
+import { WriteQueue } from './write-queue.js';
 
-/** Bytes of one item being written at once: enough to keep the disk busy, bounded in memory. */
+/** Bytes of one item queued or being written: enough to keep the disk busy, bounded in memory. */
 const MAX_WRITING = 8 * 1024 * 1024;
 
 /**
@@ -70,6 +71,12 @@ export class PartWriter implements ItemWriter, FileUser {
   /** Uses of the file under way: while any runs, the file is not evicted. */
   #uses = 0;
   #hasher: Hasher = createHasher();
+  /** Small writes on this thread, others through the pool: either way one at a time. */
+  readonly #writes = new WriteQueue((parts, position, length) =>
+    this.#use(async (file) =>
+      length <= NOW_MAX ? file.writeNow(parts, position) : file.writeAll(parts, position),
+    ),
+  );
   #closed: Promise<void> | undefined;
   readonly #writing = new Set<Promise<void>>();
   #writingBytes = 0;
@@ -215,16 +222,14 @@ export class PartWriter implements ItemWriter, FileUser {
   }
 
   /**
-   * Hashes `payload` (in order, here) and starts writing it at `offset`; resolves while fewer
-   * than MAX_WRITING bytes are being written, so the disk works while the socket is read.
+   * Hashes `payload` (in order, here) and queues its write at `offset`; resolves while fewer
+   * than MAX_WRITING bytes are queued or being written, so the disk works while the socket is read.
    * Throws the first failure of any write.
    */
   async write(offset: number, payload: Payload, truncate: boolean): Promise<void> {
     if (truncate) await this.#startOver();
     const { parts, length } = this.#take(offset, payload);
-    const writing = this.#use(async (file) =>
-      length <= NOW_MAX ? file.writeNow(parts, offset) : file.writeAll(parts, offset),
-    ).catch((err: unknown) => {
+    const writing = this.#writes.add(parts, offset, length).catch((err: unknown) => {
       this.#failure ??= err;
     });
     this.#writing.add(writing);

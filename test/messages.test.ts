@@ -25,6 +25,7 @@ import {
 } from '../src/index.js';
 import { records, run, startReceiver, tempDir } from './support/cli.js';
 import { sha256 } from './support/files.js';
+import { gate } from './support/gate.js';
 import { FaultProxy } from './support/proxy.js';
 
 async function handlerReceiver(t: TestContext, handler: Handler, extra = {}): Promise<AckshipReceiver> {
@@ -37,15 +38,6 @@ async function clientOf(t: TestContext, port: number, options = {}): Promise<Ack
   const client = await connect(`127.0.0.1:${port}`, { retryDelay: 0.05, ...options });
   t.after(() => client.close());
   return client;
-}
-
-/** A promise and the function that settles it: a gate the test opens. */
-function gate<T = void>() {
-  let open!: (value: T) => void;
-  const opened = new Promise<T>((resolve) => {
-    open = resolve;
-  });
-  return { open, opened };
 }
 
 const HANDLER_RECEIVER = fileURLToPath(new URL('./support/handler-receiver.js', import.meta.url));

@@ -8,15 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { WriteQueue } from '../src/store/write-queue.js';
 import { tempDir } from './support/cli.js';
-
-/** A gate the first write waits at, so that the others queue behind it. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open = () => {};
-  const wait = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { wait, open };
-}
+import { gate } from './support/gate.js';
 
 test('writes queued behind one under way go as one call where they meet, in order, never two at once', async (t) => {
   const path = join(await tempDir(t), 'file');
@@ -29,7 +21,7 @@ test('writes queued behind one under way go as one call where they meet, in orde
   const queue = new WriteQueue(async (parts, position, length) => {
     calls.push({ position, length, parts: parts.length });
     mostInFlight = Math.max(mostInFlight, ++inFlight);
-    if (calls.length === 1) await first.wait;
+    if (calls.length === 1) await first.opened;
     await file.writev(parts as Buffer[], position);
     inFlight--;
   });
@@ -60,7 +52,7 @@ test('a failed write fails it and every write after it, and those are never made
   let calls = 0;
   const queue = new WriteQueue(async (parts, position) => {
     calls++;
-    await first.wait;
+    await first.opened;
     await file.writev(parts as Buffer[], position);
     throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
   });

@@ -310,6 +310,11 @@ export class ReceiveStore implements ItemSink {
     }
   }
 
+  /** The part of transfer id `id` (hex), joined by hand: path.join normalizes, making garbage per item. */
+  #partPath(id: string): string {
+    return `${this.#partsDir}/${id}`;
+  }
+
   /** §6: the answer to an OFFER, with the writer that takes its data when accepted. */
   async open(offer: ValidOffer): Promise<OpenResult> {
     if (offer.query) return { decision: await this.#query(offer) };
@@ -343,7 +348,7 @@ export class ReceiveStore implements ItemSink {
   /** The answer to an OFFER whose id this call holds. */
   async #decide(offer: ValidOffer): Promise<OpenResult> {
     const id = offer.id.toString('hex');
-    const path = join(this.#partsDir, id);
+    const path = this.#partPath(id);
     try {
       const confirmed = await this.journal.get(id);
       if (confirmed !== undefined) {
@@ -387,7 +392,7 @@ export class ReceiveStore implements ItemSink {
     try {
       const confirmed = await this.journal.get(id);
       if (confirmed !== undefined) {
-        const again = await this.#confirmAgain(confirmed, offer, join(this.#partsDir, id), false);
+        const again = await this.#confirmAgain(confirmed, offer, this.#partPath(id), false);
         if (again !== undefined) return again;
       }
       const there = offer.stream ? undefined : await this.placement.admit(offer);

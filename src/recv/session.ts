@@ -208,7 +208,7 @@ export class Session {
     this.#drop();
   }
 
-  #enqueue(task: () => Promise<void>): void {
+  #enqueue(task: () => Promise<void> | undefined): void {
     this.#chain = this.#chain.then(async () => {
       if (this.#socket.destroyed) return;
       this.#busy = true;
@@ -254,64 +254,82 @@ export class Session {
     if (messages.length > 0 || this.#parser.partial !== this.#deadlineFor) this.#armDeadline();
     for (const message of messages) {
       if (message.kind === Kind.Offer && !message.query) this.#report.offered++;
-      await this.#run(this.#machine.receive(message));
+      const waiting = this.#run(this.#machine.receive(message));
+      if (waiting !== undefined) await waiting;
       if (this.#over) return;
     }
   }
 
-  async #run(actions: ReceiverAction[]): Promise<void> {
-    for (const action of actions) {
-      switch (action.type) {
-        case 'send':
-          this.#send(action.frame);
-          break;
-        case 'open':
-          this.#inBackground(this.#open(action.offer));
-          break;
-        case 'message': {
-          const { offer, refusal } = action;
-          // Its data is on its way already: the writer must be there before the next frame.
-          const writer =
-            refusal === undefined
-              ? this.#store.take(offer, this.#peer)
-              : new RefusingWriter(offer, refusal.code, refusal.reason);
-          this.#writers.set(offer.slot, writer);
-          break;
-        }
-        case 'write': {
-          const writer = this.#writers.get(action.slot) as ItemWriter;
-          try {
-            await writer.write(action.offset, action.payload, action.truncate);
-          } catch (err) {
-            this.#writers.delete(action.slot);
-            const code = ioRejectCode(err);
-            // Refused for good (a full disk): the partial could never be resumed, so free its space.
-            await writer.abandon(!isRetryableReject(code));
-            const reason = `receiver could not write the item: ${(err as Error).message}`;
-            await this.#run(this.#machine.writeFailed(action.slot, code, reason));
-          }
-          break;
-        }
-        case 'commit':
-          this.#inBackground(this.#commit(action));
-          break;
-        case 'session':
-          this.#report.session = action.id.toString('hex');
-          break;
-        case 'rejected':
-          if (action.final) this.#report.rejected++;
-          this.#events.rejected({ peer: this.#peer, name: action.name, reason: action.reason });
-          break;
-        case 'fail':
-          this.#report.error ??= action.error;
-          if (action.notify) {
-            const wireCode =
-              action.error instanceof ProtocolError ? action.error.wireCode : ErrorCode.Internal;
-            this.#send({ kind: Kind.Error, code: wireCode, message: action.error.message });
-          }
-          this.#close();
-          break;
+  /**
+   * Carries out the machine's actions, in order. Only a write may have to wait (for room among
+   * its item's writes), and then so does what follows it: the promise says when all is done.
+   * Without one, all is done in this call and there is no promise: most frames of small files
+   * make no write, and an async call per batch of actions was the receiver's largest source of
+   * garbage (60 of 662 MiB over 20,000 x 1 KiB files).
+   */
+  #run(actions: ReceiverAction[]): Promise<void> | undefined {
+    for (let i = 0; i < actions.length; i++) {
+      const action = actions[i] as ReceiverAction;
+      if (action.type === 'write') return this.#writeThenRun(action, actions.slice(i + 1));
+      this.#apply(action);
+    }
+    return undefined;
+  }
+
+  async #writeThenRun(
+    write: Extract<ReceiverAction, { type: 'write' }>,
+    rest: ReceiverAction[],
+  ): Promise<void> {
+    const writer = this.#writers.get(write.slot) as ItemWriter;
+    try {
+      await writer.write(write.offset, write.payload, write.truncate);
+    } catch (err) {
+      this.#writers.delete(write.slot);
+      const code = ioRejectCode(err);
+      // Refused for good (a full disk): the partial could never be resumed, so free its space.
+      await writer.abandon(!isRetryableReject(code));
+      const reason = `receiver could not write the item: ${(err as Error).message}`;
+      await this.#run(this.#machine.writeFailed(write.slot, code, reason));
+    }
+    await this.#run(rest);
+  }
+
+  #apply(action: Exclude<ReceiverAction, { type: 'write' }>): void {
+    switch (action.type) {
+      case 'send':
+        this.#send(action.frame);
+        break;
+      case 'open':
+        this.#inBackground(this.#open(action.offer));
+        break;
+      case 'message': {
+        const { offer, refusal } = action;
+        // Its data is on its way already: the writer must be there before the next frame.
+        const writer =
+          refusal === undefined
+            ? this.#store.take(offer, this.#peer)
+            : new RefusingWriter(offer, refusal.code, refusal.reason);
+        this.#writers.set(offer.slot, writer);
+        break;
       }
+      case 'commit':
+        this.#inBackground(this.#commit(action));
+        break;
+      case 'session':
+        this.#report.session = action.id.toString('hex');
+        break;
+      case 'rejected':
+        if (action.final) this.#report.rejected++;
+        this.#events.rejected({ peer: this.#peer, name: action.name, reason: action.reason });
+        break;
+      case 'fail':
+        this.#report.error ??= action.error;
+        if (action.notify) {
+          const wireCode = action.error instanceof ProtocolError ? action.error.wireCode : ErrorCode.Internal;
+          this.#send({ kind: Kind.Error, code: wireCode, message: action.error.message });
+        }
+        this.#close();
+        break;
     }
   }
 

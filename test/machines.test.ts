@@ -152,6 +152,35 @@ describe('receiver machine', () => {
       ['send', 'rejected', 'fail'],
     );
   });
+
+  test('an item refused alone while its data comes: REJECT, its later DATA and END dropped, the slot offered anew', () => {
+    const machine = accepted(5);
+    machine.receive(data(0, 'ab'));
+    const refused = machine.refuse(1, RejectCode.Exists, 'f exists with other bytes');
+    assert.deepEqual(
+      refused.map((a) => a.type),
+      ['send', 'rejected'],
+    );
+    assert.ok(refused[0]?.type === 'send' && refused[0].frame.kind === Kind.Reject);
+    // What the sender had in flight before it heard the REJECT.
+    assert.deepEqual(machine.receive(data(2, 'cde')), []);
+    assert.deepEqual(machine.receive({ kind: Kind.End, slot: 1, hash: 0n }), []);
+    assert.equal(machine.openItems, 0);
+    // The slot is free again, and after its END a stray DATA is the violation it always was.
+    assert.equal(failure(machine.receive(data(0, 'x'))).code, 'ACK_ERR_PROTOCOL');
+  });
+
+  test('a slot refused alone is taken by its next OFFER, whose DATA is received', () => {
+    const machine = accepted(5);
+    machine.refuse(1, RejectCode.Exists, 'f exists with other bytes');
+    const [open] = machine.receive({ ...offer(3, 'g'), id: Buffer.alloc(16, 8) } as Frame);
+    assert.equal(open?.type, 'open');
+    machine.decided(1, { type: 'accept', offset: 0, prefixHash: 0n });
+    assert.deepEqual(
+      machine.receive(data(0, 'abc')).map((a) => a.type),
+      ['write'],
+    );
+  });
 });
 
 describe('sender item', () => {

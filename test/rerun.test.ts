@@ -111,6 +111,32 @@ describe('re-runs', () => {
     assert.ok(items.every((r) => r.status === 'already-there' && r.bytesSent === 0));
   });
 
+  test('a tree of files all there with other bytes: each refused as "exists", over the one connection', async (t) => {
+    const dir = await tempDir(t);
+    const [tree, out] = [join(dir, 'tree'), join(dir, 'out')];
+    await mkdir(tree);
+    await mkdir(join(out, 'tree'), { recursive: true });
+    // Same names and sizes, other bytes: each OFFER is ACCEPTed at its end, and the sender
+    // starts over with its data, which the receiver (no --overwrite) must refuse.
+    for (let i = 0; i < 300; i++) {
+      await writeFile(join(tree, `f${i}`), `new bytes ${String(i).padStart(4, '0')}`);
+      await writeFile(join(out, 'tree', `f${i}`), `old bytes ${String(i).padStart(4, '0')}`);
+    }
+    const receiver = await startReceiver(t, ['--out', out]);
+    const env = { ACKSHIP_STATE_DIR: join(dir, 'state') };
+    const sent = await run(t, ['send', `127.0.0.1:${receiver.port}`, '-r', tree, '--json'], { env });
+    assert.equal(sent.code, 65, sent.stderr);
+    const refused = itemRecords(sent.stdout);
+    assert.equal(refused.length, 300);
+    for (const item of refused) {
+      assert.equal(item.status, 'failed');
+      assert.match(String(item.message), /exists with other bytes/);
+    }
+    // One refusal is no reason to end the session the others are on.
+    const summary = records(sent.stdout).find((r) => r.event === 'summary');
+    assert.equal(summary?.connections, 1);
+  });
+
   test('a tree whose first file is new and the rest there: all confirmed, at most a window sent in vain', async (t) => {
     const dir = await tempDir(t);
     const [tree, out] = [join(dir, 'tree'), join(dir, 'out')];

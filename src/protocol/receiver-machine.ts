@@ -160,6 +160,11 @@ export class ReceiverMachine {
   #sessionAllowed = true;
   #failed = false;
   #offers = 0;
+  /**
+   * Slots whose item was refused on its own while its data came (refuse()): what the sender
+   * still sent for it, DATA, CHUNK, END or TRAILER, is dropped until the slot's next OFFER (§6).
+   */
+  readonly #refusedSlots = new Set<number>();
 
   /** `secret`: senders must prove they know it (§2.1). */
   constructor(limits: ReceiverLimits, secret?: Buffer) {
@@ -194,9 +199,11 @@ export class ReceiverMachine {
     switch (message.kind) {
       case Kind.Offer:
         this.#sessionAllowed = false;
+        this.#refusedSlots.delete(message.slot);
         return this.#offer(message);
       case Kind.Message:
         this.#sessionAllowed = false;
+        this.#refusedSlots.delete(message.slot);
         return this.#message(message);
       case Kind.Session:
         if (this.#version < 2 || !this.#sessionAllowed) {
@@ -208,12 +215,16 @@ export class ReceiverMachine {
         this.#sessionAllowed = false;
         return [{ type: 'session', id: message.id }];
       case Kind.Data:
+        if (this.#refusedSlots.has(message.slot)) return [];
         return this.#data(message.slot, message.offset, message.payload);
       case Kind.End:
+        if (this.#refusedSlots.delete(message.slot)) return [];
         return this.#end(message.slot, message.hash, undefined);
       case Kind.Chunk:
+        if (this.#refusedSlots.has(message.slot)) return [];
         return this.#chunk(message);
       case Kind.Trailer:
+        if (this.#refusedSlots.delete(message.slot)) return [];
         return this.#end(message.slot, message.hash, message.size);
       case Kind.Error:
         return this.#fail(new PeerError(`sender ended the session: ${message.message}`, message.code), false);
@@ -342,8 +353,22 @@ export class ReceiverMachine {
   }
 
   /**
+   * The store refused an item being received for a reason of its own (its name holds other
+   * bytes): REJECT, and the session goes on; what the sender already sent for it is dropped
+   * (§6). A refusal per file of a re-run tree had ended a session each, and their reconnects
+   * filled the receiver's connection cap.
+   */
+  refuse(slot: number, code: RejectCode, reason: string): ReceiverAction[] {
+    const item = this.#items.get(slot);
+    if (this.#failed || item?.phase !== 'receiving') return [];
+    this.#items.delete(slot);
+    this.#refusedSlots.add(slot);
+    return this.#reject(slot, item.offer.name, code, reason);
+  }
+
+  /**
    * Writing an accepted item's data failed (a full disk): the item is refused and the session
-   * ends (§6), because DATA the peer already sent for it could not be told from a violation.
+   * ends (§6), because the disk that failed it would fail the session's other items too.
    */
   writeFailed(slot: number, code: RejectCode, reason: string): ReceiverAction[] {
     const item = this.#items.get(slot);
@@ -610,8 +635,8 @@ export class ReceiverMachine {
   }
 
   /**
-   * The item is refused while its data is in flight: the session ends too (§6), because what
-   * the peer already sent for it could not be told from a violation.
+   * The item is refused while its data is in flight, and the session ends too (§6): a failing
+   * disk, or bytes that failed their own checksum, say that more than this item is amiss.
    */
   #refuseMidItem(
     slot: number,

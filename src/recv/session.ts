@@ -19,6 +19,7 @@ import {
   RefusingWriter,
   writeAndCommit,
 } from '../store/item-writer.js';
+import { PlacementRefused } from '../store/placement.js';
 
 export interface ItemReport {
   peer: string;
@@ -288,8 +289,13 @@ export class Session {
       const code = ioRejectCode(err);
       // Refused for good (a full disk): the partial could never be resumed, so free its space.
       await writer.abandon(!isRetryableReject(code));
-      const reason = `receiver could not write the item: ${(err as Error).message}`;
-      await this.#run(this.#machine.writeFailed(write.slot, code, reason));
+      // Its name refused (other bytes under it): that item alone; the session goes on.
+      if (err instanceof PlacementRefused)
+        await this.#run(this.#machine.refuse(write.slot, code, err.message));
+      else {
+        const reason = `receiver could not write the item: ${(err as Error).message}`;
+        await this.#run(this.#machine.writeFailed(write.slot, code, reason));
+      }
     }
     await this.#run(rest);
   }

@@ -83,6 +83,8 @@ export async function send(
   options: SendOptions = {},
 ): Promise<SendResult> {
   const { onProgress, onItem, signal, ...rest } = options;
+  // The library's result lists every confirmed item, so it keeps them; the CLI keeps none.
+  const confirmed: ConfirmedItem[] = [];
   const result = await transfer(
     target,
     items,
@@ -90,29 +92,24 @@ export async function send(
     {
       progress: (source, bytes) => onProgress?.(source.name, bytes),
       finished: (o) => {
+        if (o.status === 'confirmed') {
+          const { size, hash, attempts, bytesSent, resumedFrom } = o.delivery;
+          confirmed.push({
+            name: o.source.name,
+            bytes: size,
+            hash: hashHex(hash),
+            attempts,
+            seconds: o.seconds,
+            bytesSent,
+            resumedFrom,
+          });
+        }
         if (o.status !== 'not-started') onItem?.(o.source.name, o.status === 'failed' ? o.error : undefined);
       },
     },
   );
   if (result.error !== undefined) throw result.error;
-  return {
-    items: result.outcomes.flatMap((o) =>
-      o.status === 'confirmed'
-        ? [
-            {
-              name: o.source.name,
-              bytes: o.delivery.size,
-              hash: hashHex(o.delivery.hash),
-              attempts: o.delivery.attempts,
-              seconds: o.seconds,
-              bytesSent: o.delivery.bytesSent,
-              resumedFrom: o.delivery.resumedFrom,
-            },
-          ]
-        : [],
-    ),
-    summary: result.summary,
-  };
+  return { items: confirmed, summary: result.summary };
 }
 
 /** A receiver that stores items: in a directory, or on a stream. */

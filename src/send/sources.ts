@@ -21,8 +21,11 @@ export interface Source {
   mtimeMs?: number;
   /** An empty directory: recreated on the receiver (protocol v2). */
   directory?: boolean;
-  /** Identifies this content across runs (§7); undefined for spooled streams, which cannot resume across runs. */
-  identity?: string;
+  /**
+   * Identifies this item across runs (§7): its transfer id is kept under this key until it is
+   * settled. Undefined for spooled streams, which cannot resume across runs.
+   */
+  key?: string;
   /** v3: stdin (or another stream) sent as it is read, without spooling; `size` is 0 until it ends. */
   stream?: StreamWindow;
 }
@@ -138,6 +141,14 @@ function statOrFail(label: string): Stats {
   }
 }
 
+/**
+ * The file's content (where it is, its inode, size and mtime) and its name. Earlier runs' state
+ * files hold ids under this exact string, so its form is fixed: a change loses their resumes.
+ */
+function resumeKey(path: string, name: string, info: Stats): string {
+  return JSON.stringify([JSON.stringify([path, info.dev, info.ino, info.size, info.mtimeMs]), name]);
+}
+
 function fileSource(label: string, path: string, name: string, info: Stats): Source {
   return {
     label,
@@ -146,7 +157,7 @@ function fileSource(label: string, path: string, name: string, info: Stats): Sou
     size: info.size,
     mode: info.mode & 0o777,
     mtimeMs: Math.trunc(info.mtimeMs),
-    identity: JSON.stringify([path, info.dev, info.ino, info.size, info.mtimeMs]),
+    key: resumeKey(path, name, info),
   };
 }
 

@@ -5,14 +5,7 @@ import type { AckshipError } from '../errors.js';
 import { loadHasher } from '../hash.js';
 import { parseAddress } from '../net-address.js';
 import { type PeerOptions, senderTuning } from './peer-options.js';
-import {
-  type ItemOutcome,
-  type JobReporter,
-  type JobSummary,
-  jobError,
-  runLanes,
-  sendJob,
-} from './send-job.js';
+import { type JobReporter, type JobSummary, runLanes, sendJob } from './send-job.js';
 import { resolveSources, type SendItem, type Source } from './sources.js';
 import { defaultStateDir } from './transfer-ids.js';
 import { type FilterRule, treeFilter } from './tree-filter.js';
@@ -46,7 +39,6 @@ export interface TransferEvents extends Partial<JobReporter> {
 
 export interface TransferResult {
   sources: Source[];
-  outcomes: ItemOutcome[];
   summary: JobSummary;
   /** Undefined when every item was confirmed. */
   error?: AckshipError;
@@ -88,14 +80,8 @@ export async function transfer(
   try {
     const { sources } = resolved;
     events.resolved?.(sources);
-    const { outcomes, summary } = await sendJob(
-      sources,
-      jobOptions,
-      { finished: () => {}, ...events },
-      lanes,
-    );
-    const error = jobError(sources, outcomes);
-    return { sources, outcomes, summary, ...(error !== undefined && { error }) };
+    const { summary, error } = await sendJob(sources, jobOptions, { finished: () => {}, ...events }, lanes);
+    return { sources, summary, ...(error !== undefined && { error }) };
   } finally {
     await resolved.cleanup();
   }

@@ -1,6 +1,7 @@
 // A run's verdict and counts, kept as its items finish rather than derived at the end from every
-// outcome: a run holds O(1) of its outcomes, so a tree of a million files does not keep a
-// million outcome objects alive until its summary (2.2 KiB of sender RSS a file before).
+// outcome: a run holds none of its outcomes, so a tree of a million files does not keep a
+// million outcome objects alive until its summary (with the ids in one buffer, transfer-ids.ts,
+// the sender's live heap went from 0.8 to 0.37 KiB a file over 100,000 files).
 import { AbortedError, type AckshipError, InterruptedError, PartialError, RejectedError } from '../errors.js';
 import type { Delivery, QueryVerdict } from './sender.js';
 import type { Source } from './sources.js';

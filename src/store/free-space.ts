@@ -10,28 +10,51 @@ import { PlacementRefused } from './placement.js';
 /** How long one reading of the free space is trusted for letting items through. */
 const READING_TTL_MS = 1000;
 
+interface Reading {
+  free: number;
+  at: number;
+}
+
 export class FreeSpace {
   readonly #path: string;
-  #reading: { free: number; at: number } | undefined;
+  readonly #statfs: typeof statfs;
+  #reading: Reading | undefined;
+  #pending: Promise<Reading> | undefined;
 
   /** `path`: any path on the filesystem the items are written to. */
-  constructor(path: string) {
+  constructor(path: string, read: typeof statfs = statfs) {
     this.#path = path;
+    this.#statfs = read;
   }
 
   /** Throws "no space" when `needed` bytes do not fit, by a reading taken now. */
   async ensure(needed: number, now = performance.now()): Promise<void> {
     if (needed <= 0) return;
-    const cached = this.#reading;
-    if (cached !== undefined && now - cached.at < READING_TTL_MS && needed <= cached.free) return;
-    const fs = await statfs(this.#path);
-    const free = fs.bavail * fs.bsize;
-    this.#reading = { free, at: now };
-    if (needed > free) {
+    let reading = this.#reading;
+    if (reading === undefined || now - reading.at >= READING_TTL_MS || needed > reading.free) {
+      reading = await this.#read(now);
+    }
+    if (needed > reading.free) {
       throw new PlacementRefused(
         RejectCode.NoSpace,
-        `no space: ${needed} bytes needed, ${free} free on the receiver`,
+        `no space: ${needed} bytes needed, ${reading.free} free on the receiver`,
       );
     }
+  }
+
+  /**
+   * A fresh reading, shared by every caller that asks while it is under way: a window of items
+   * arrives at once, and each used to take its own (1,060 statfs for 5,000 files, strace -c).
+   */
+  #read(now: number): Promise<Reading> {
+    this.#pending ??= this.#statfs(this.#path)
+      .then((fs) => {
+        this.#reading = { free: fs.bavail * fs.bsize, at: now };
+        return this.#reading;
+      })
+      .finally(() => {
+        this.#pending = undefined;
+      });
+    return this.#pending;
   }
 }
